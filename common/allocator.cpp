@@ -1,0 +1,299 @@
+#include "allocator.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include "error.hpp"
+#include "text.hpp"
+
+namespace sriovpt {
+
+std::optional<std::string> staleness(const Reservation& r, const std::string& boot_id, std::int64_t now,
+                                     unsigned grace, const std::set<std::string>* running) {
+    if (!r.boot_id.empty() && !boot_id.empty() && r.boot_id != boot_id) return "made before the host last booted";
+    if (now - r.created < static_cast<std::int64_t>(grace)) return std::nullopt;
+    if (running && !running->count(r.vm_id)) return cat("VM ", r.vm_id, " is not running");
+    return std::nullopt;
+}
+
+namespace {
+
+// The store as read under the lock, kept up to date as this process changes it.
+struct Snapshot {
+    std::vector<RecordEntry> entries;
+
+    std::set<PciAddress> blocked() const {  // every VF with a record file, good or bad
+        std::set<PciAddress> out;
+        for (const auto& e : entries) {
+            if (e.pci) out.insert(*e.pci);
+            if (e.record) out.insert(e.record->pci);
+        }
+        return out;
+    }
+    unsigned held_on(const std::string& pf) const {
+        return static_cast<unsigned>(std::count_if(entries.begin(), entries.end(),
+                                                   [&](const auto& e) { return e.record && e.record->pf == pf; }));
+    }
+    const Reservation* find(const std::string& vm_id, const std::string& mac) const {
+        for (const auto& e : entries) {
+            if (e.record && e.record->vm_id == vm_id && e.record->mac == mac) return &*e.record;
+        }
+        return nullptr;
+    }
+};
+
+// What was seen on one PF while looking for a free VF, for the message when
+// there is none.
+struct PfTally {
+    std::string name;
+    std::string missing;    // why the PF cannot serve, if it cannot
+    unsigned vfs = 0;
+    unsigned held = 0;
+    unsigned assigned = 0;  // bound to vfio-pci/pci-stub without a record
+    unsigned netdev_up = 0;
+    unsigned in_domains = 0;
+
+    std::string describe() const {
+        if (!missing.empty()) return cat(name, " ", missing);
+        if (held == vfs) return cat("all ", vfs, " VFs of ", name, " are held");
+        std::vector<std::string> parts{cat(held, " held")};
+        if (assigned) parts.push_back(cat(assigned, " bound to vfio-pci without a reservation"));
+        if (netdev_up) parts.push_back(cat(netdev_up, " in use by the host (netdev up)"));
+        if (in_domains) parts.push_back(cat(in_domains, " used by a running libvirt domain"));
+        return cat(name, " has ", vfs, " VFs: ", join(parts));
+    }
+};
+
+class Chooser {
+public:
+    Chooser(Host& host, const Snapshot& snapshot) : host_(host), snapshot_(snapshot) {}
+
+    // The free VF for `req`, or nullopt with `tallies` saying why there is none.
+    std::optional<VfInfo> choose(const VnicRequest& req, std::vector<PfTally>& tallies) {
+        tallies.clear();
+        const auto blocked = snapshot_.blocked();
+        struct Candidate {
+            PfInfo pf;
+            unsigned held;
+            size_t tally;
+        };
+        std::vector<Candidate> pfs;
+        for (const auto& name : req.pfs) {
+            PfTally tally;
+            tally.name = name;
+            auto pf = host_.inventory().pf(name);
+            if (!pf) {
+                tally.missing = "is not an SR-IOV PF on this host (no class/net/" + name + "/device/sriov_totalvfs)";
+            } else if (pf->num_vfs == 0) {
+                tally.missing = "has no VFs enabled (sriov_numvfs is 0)";
+            } else {
+                pfs.push_back({*pf, snapshot_.held_on(name), tallies.size()});
+                tally.vfs = pf->num_vfs;
+            }
+            tallies.push_back(std::move(tally));
+        }
+        std::stable_sort(pfs.begin(), pfs.end(), [](const auto& a, const auto& b) { return a.held < b.held; });
+        for (const auto& c : pfs) {
+            auto& tally = tallies[c.tally];
+            for (unsigned i = 0; i < c.pf.num_vfs; ++i) {
+                const auto pci = host_.inventory().vf_address(c.pf, i);
+                if (!pci) continue;
+                if (blocked.count(*pci)) {
+                    ++tally.held;
+                    continue;
+                }
+                auto vf = host_.inventory().vf(c.pf, i);
+                if (!vf) continue;
+                if (is_assignment_driver(vf->driver)) {
+                    ++tally.assigned;
+                } else if (vf->netdev_state == "up") {
+                    ++tally.netdev_up;
+                } else if (used_by_domains(*pci)) {
+                    ++tally.in_domains;
+                } else {
+                    return vf;
+                }
+            }
+        }
+        return std::nullopt;
+    }
+
+private:
+    bool used_by_domains(const PciAddress& pci) {
+        if (!host_.config().check_domains) return false;
+        if (!in_use_) {
+            in_use_ = with_context("checking the VF against running libvirt domains (check_domains = yes)",
+                                   [&] { return host_.domains().host_devices_in_use(); });
+        }
+        return in_use_->count(pci) != 0;
+    }
+
+    Host& host_;
+    const Snapshot& snapshot_;
+    std::optional<std::map<PciAddress, std::string>> in_use_;
+};
+
+// Removes the stale records of `snapshot` (from the store too unless
+// dry_run); returns them with their reasons. Asks libvirt only when some
+// record is old enough for it to matter; `note` says why it could not.
+std::vector<std::pair<Reservation, std::string>> reclaim_stale(Host& host, Snapshot& snapshot, bool dry_run,
+                                                               std::string& note) {
+    const auto& config = host.config();
+    const auto now = host.now();
+    bool need_libvirt = false;
+    for (const auto& e : snapshot.entries) {
+        if (e.record && !staleness(*e.record, host.boot_id, now, config.reclaim_grace, nullptr) &&
+            now - e.record->created >= static_cast<std::int64_t>(config.reclaim_grace))
+            need_libvirt = true;
+    }
+    std::optional<std::set<std::string>> running;
+    if (need_libvirt) {
+        try {
+            running = host.domains().running_vm_ids();
+        } catch (const Error& e) {
+            note = cat("could not ask libvirt which VMs run, so no reservation was reclaimed: ", e.what());
+        }
+    }
+    std::vector<std::pair<Reservation, std::string>> reclaimed;
+    auto& entries = snapshot.entries;
+    for (auto it = entries.begin(); it != entries.end();) {
+        const auto why = it->record ? staleness(*it->record, host.boot_id, now, config.reclaim_grace,
+                                                running ? &*running : nullptr)
+                                    : std::nullopt;
+        if (!why) {
+            ++it;
+            continue;
+        }
+        if (!dry_run) host.store().remove(it->record->pci);
+        reclaimed.emplace_back(*it->record, *why);
+        it = entries.erase(it);
+    }
+    return reclaimed;
+}
+
+Snapshot read_snapshot(Host& host) { return Snapshot{host.store().load()}; }
+
+}  // namespace
+
+std::vector<Grant> Allocator::reserve(const std::vector<VnicRequest>& requests) {
+    auto& store = host_.store();
+    const auto lock = store.lock();
+    auto snapshot = read_snapshot(host_);
+    Chooser chooser(host_, snapshot);
+    std::vector<Grant> grants;
+    bool reclaimed_once = false;
+    try {
+        for (const auto& req : requests) {
+            with_context(cat("reserving a VF for vNIC ", req.mac, " on network ", req.network), [&] {
+                if (const auto* held = snapshot.find(req.vm_id, req.mac)) {
+                    grants.push_back({*held, false});
+                    return;
+                }
+                std::vector<PfTally> tallies;
+                for (;;) {
+                    auto vf = chooser.choose(req, tallies);
+                    if (!vf && !reclaimed_once) {
+                        // Only now is libvirt worth its cost: the pool is dry,
+                        // and records of VMs that died unseen may be refilling it.
+                        reclaimed_once = true;
+                        std::string note;
+                        if (!reclaim_stale(host_, snapshot, false, note).empty()) continue;
+                        if (!note.empty()) {
+                            PfTally t;
+                            t.missing = note;
+                            tallies.push_back(t);
+                        }
+                    }
+                    if (!vf) {
+                        std::vector<std::string> why;
+                        for (const auto& t : tallies) why.push_back(t.name.empty() ? t.missing : t.describe());
+                        fail("no free VF (", join(why, "; "), ")");
+                    }
+                    Reservation r;
+                    r.pci = vf->pci;
+                    r.pf = vf->pf;
+                    r.vf_index = vf->index;
+                    r.vm_id = req.vm_id;
+                    r.mac = req.mac;
+                    r.network = req.network;
+                    r.vlan = req.vlan;
+                    r.boot_id = host_.boot_id;
+                    r.created = host_.now();
+                    r.origin = req.origin;
+                    const bool created = store.create(r);
+                    // A record under the lock that we did not see means
+                    // someone wrote without it; skip that VF either way.
+                    snapshot.entries.push_back(RecordEntry{ReservationStore::file_name(r.pci), r.pci,
+                                                           created ? std::optional(r) : std::nullopt, ""});
+                    if (!created) continue;
+                    grants.push_back({r, true});
+                    return;
+                }
+            });
+        }
+    } catch (...) {
+        for (const auto& g : grants) {
+            if (g.created) store.remove(g.reservation.pci);
+        }
+        throw;
+    }
+    return grants;
+}
+
+void Allocator::undo(const std::vector<Grant>& grants) {
+    if (std::none_of(grants.begin(), grants.end(), [](const auto& g) { return g.created; })) return;
+    auto& store = host_.store();
+    const auto lock = store.lock();
+    const auto snapshot = read_snapshot(host_);
+    for (const auto& g : grants) {
+        if (g.created && snapshot.find(g.reservation.vm_id, g.reservation.mac)) store.remove(g.reservation.pci);
+    }
+}
+
+std::vector<Reservation> Allocator::release(const std::string& vm_id, const std::optional<std::string>& mac) {
+    auto& store = host_.store();
+    const auto lock = store.lock();
+    std::vector<Reservation> released;
+    for (const auto& e : store.load()) {
+        if (!e.record || e.record->vm_id != vm_id || (mac && e.record->mac != *mac)) continue;
+        if (store.remove(e.record->pci)) released.push_back(*e.record);
+    }
+    return released;
+}
+
+bool Allocator::release_vf(const PciAddress& pci) {
+    auto& store = host_.store();
+    const auto lock = store.lock();
+    return store.remove(pci);
+}
+
+std::optional<Reservation> Allocator::adopt(const Reservation& r) {
+    auto& store = host_.store();
+    const auto lock = store.lock();
+    for (const auto& e : store.load()) {
+        if (e.record && e.record->pci == r.pci) {
+            if (e.record->vm_id == r.vm_id && e.record->mac == r.mac) return std::nullopt;
+            return e.record;
+        }
+        if (e.pci == r.pci) fail("the record of VF ", r.pci.to_string(), " is damaged: ", e.problem);
+    }
+    if (!store.create(r)) fail("VF ", r.pci.to_string(), " was reserved by a process that did not take the lock");
+    return std::nullopt;
+}
+
+GcReport Allocator::collect_garbage(bool dry_run) {
+    auto& store = host_.store();
+    const auto lock = store.lock();
+    GcReport report;
+    if (!dry_run) report.temporaries = store.remove_temporaries();
+    auto snapshot = read_snapshot(host_);
+    for (const auto& e : snapshot.entries) {
+        if (!e.record) report.notes.push_back(cat(store.dir(), "/", e.file, ": ", e.problem, " (left in place)"));
+    }
+    std::string note;
+    report.reclaimed = reclaim_stale(host_, snapshot, dry_run, note);
+    if (!note.empty()) report.notes.push_back(note);
+    return report;
+}
+
+}  // namespace sriovpt

@@ -1,0 +1,84 @@
+// Where VFs are chosen, reserved and given back (DESIGN §7).
+//
+// Every change happens under the store's lock, so choosing a free VF and
+// writing its record is one step for concurrent hooks; the record itself is
+// created exclusively, so even a bug in the choice could not give one VF to
+// two holders.
+#pragma once
+
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "host.hpp"
+#include "reservations.hpp"
+
+namespace sriovpt {
+
+// One vNIC that needs a VF.
+struct VnicRequest {
+    std::string vm_id;
+    std::string mac;
+    std::string network;
+    std::vector<std::string> pfs;   // the pool, in the operator's order
+    std::optional<unsigned> vlan;
+    std::string origin;             // hook point, for the record
+};
+
+struct Grant {
+    Reservation reservation;
+    bool created = false;           // false: the vNIC already held this VF
+};
+
+struct GcReport {
+    std::vector<std::pair<Reservation, std::string>> reclaimed;   // with the reason
+    std::vector<std::string> temporaries;                         // leftover temp files removed
+    std::vector<std::string> notes;                               // what could not be checked, bad records
+};
+
+// Why a reservation no longer protects a running VM, or nullopt if it may
+// still be in use. `running` is nullopt when libvirt could not be asked; then
+// only the boot id can prove a record stale. Records younger than `grace`
+// seconds are never stale: VDSM runs before_vm_start before libvirt knows
+// the domain.
+std::optional<std::string> staleness(const Reservation& r, const std::string& boot_id, std::int64_t now,
+                                     unsigned grace, const std::set<std::string>* running);
+
+class Allocator {
+public:
+    explicit Allocator(Host& host) : host_(host) {}
+
+    // One VF for each request, all or none: on any failure every record this
+    // call created is removed before the Error leaves. The same vm_id+mac
+    // gets the VF it already holds. Free VFs: on a PF of the pool, without a
+    // record, not bound to vfio-pci/pci-stub, host netdev not up, and (with
+    // check_domains) not used by a running domain. Choice: the PF with the
+    // fewest held VFs (pool order breaks ties), then the lowest VF index.
+    // When none is free, stale records are reclaimed and the choice retried.
+    std::vector<Grant> reserve(const std::vector<VnicRequest>& requests);
+
+    // Removes the records that `reserve` created (undo after a later failure).
+    void undo(const std::vector<Grant>& grants);
+
+    // Gives back what vm_id holds (only `mac`'s VF when given). Releasing
+    // what is not held succeeds and returns nothing.
+    std::vector<Reservation> release(const std::string& vm_id, const std::optional<std::string>& mac = {});
+
+    // Gives back one VF whatever holds it, even a damaged record. True if
+    // there was a record.
+    bool release_vf(const PciAddress& pci);
+
+    // Records a reservation as it is (a VM that arrived by migration holds
+    // its VF already). Returns the existing holder's record instead when the
+    // VF is held by another vm_id+mac; nothing is written then.
+    std::optional<Reservation> adopt(const Reservation& r);
+
+    // Reclaims every stale record and removes leftover temporary files.
+    GcReport collect_garbage(bool dry_run);
+
+private:
+    Host& host_;
+};
+
+}  // namespace sriovpt

@@ -1,0 +1,141 @@
+#include "config.hpp"
+
+#include <boost/program_options/options_description.hpp>
+#include <boost/program_options/parsers.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "error.hpp"
+#include "properties.hpp"
+#include "text.hpp"
+
+namespace po = boost::program_options;
+
+namespace sriovpt {
+
+const NetworkPool* Config::network(const std::string& name) const {
+    const auto it = networks.find(name);
+    return it == networks.end() ? nullptr : &it->second;
+}
+
+std::string config_path_from_env() {
+    const char* env = std::getenv(kConfigEnvVar);
+    return env && *env ? env : kDefaultConfigPath;
+}
+
+namespace {
+
+unsigned parse_seconds(const std::string& key, const std::string& value, unsigned min, unsigned max) {
+    const auto n = parse_decimal(value);
+    if (!n || *n < min || *n > max)
+        fail(key, " = '", value, "' is not a whole number of seconds from ", min, " to ", max);
+    return static_cast<unsigned>(*n);
+}
+
+bool parse_bool(const std::string& key, const std::string& value) {
+    const auto v = to_lower(value);
+    if (v == "yes" || v == "true" || v == "1") return true;
+    if (v == "no" || v == "false" || v == "0") return false;
+    fail(key, " = '", value, "' is not a boolean (yes/no, true/false, 1/0)");
+}
+
+std::string parse_absolute_path(const std::string& key, const std::string& value) {
+    if (value.empty() || value.front() != '/') fail(key, " = '", value, "' is not an absolute path");
+    return value;
+}
+
+// Network names become bridge names: letters, digits, '-', '_' (and no dots,
+// which would be ambiguous in "network.<name>.<key>").
+bool is_valid_network_name(std::string_view name) {
+    if (name.empty() || name.size() > 255) return false;
+    for (char c : name) {
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+    }
+    return true;
+}
+
+void apply_network_key(Config& config, const std::string& network, const std::string& key,
+                       const std::string& value) {
+    if (!is_valid_network_name(network))
+        fail("[network.", network, "]: network names may contain only letters, digits, '-' and '_'");
+    auto& pool = config.networks[network];
+    pool.name = network;
+    const auto where = cat("[network.", network, "] ", key);
+    if (key == "pfs") {
+        pool.pfs = with_context(where, [&] { return parse_pf_list(value); });
+    } else if (key == "vlan") {
+        pool.vlan = with_context(where, [&] { return parse_vlan(value); });
+    } else {
+        fail("unknown key '", key, "' in [network.", network, "] (allowed: pfs, vlan)");
+    }
+}
+
+void apply_key(Config& config, const std::string& key, const std::string& value) {
+    if (key == "sysfs_root") {
+        config.sysfs_root = parse_absolute_path(key, value);
+    } else if (key == "state_dir") {
+        config.state_dir = parse_absolute_path(key, value);
+    } else if (key == "libvirt_uri") {
+        if (value.empty()) fail("libvirt_uri is empty (use \"none\" to disable libvirt look-ups)");
+        config.libvirt_uri = value;
+    } else if (key == "lock_timeout") {
+        config.lock_timeout = parse_seconds(key, value, 1, 600);
+    } else if (key == "reclaim_grace") {
+        config.reclaim_grace = parse_seconds(key, value, 0, 86400);
+    } else if (key == "check_domains") {
+        config.check_domains = parse_bool(key, value);
+    } else if (key.rfind("network.", 0) == 0) {
+        const auto rest = key.substr(std::strlen("network."));
+        const auto dot = rest.rfind('.');
+        if (dot == std::string::npos) fail("unknown key '", key, "'");
+        apply_network_key(config, rest.substr(0, dot), rest.substr(dot + 1), value);
+    } else {
+        fail("unknown key '", key,
+             "' (allowed: sysfs_root, state_dir, libvirt_uri, lock_timeout, reclaim_grace, "
+             "check_domains, and [network.NAME] sections with pfs and vlan)");
+    }
+}
+
+}  // namespace
+
+Config parse_config(std::istream& in, const std::string& name) {
+    return with_context(cat("configuration ", name), [&] {
+        Config config;
+        config.path = name;
+        po::parsed_options parsed(nullptr);
+        try {
+            // Every key is "unregistered": Boost parses the INI syntax (sections,
+            // '#' comments, trimming) and we validate keys and values ourselves,
+            // so an unknown key is an error that names it.
+            parsed = po::parse_config_file(in, po::options_description(), /*allow_unregistered=*/true);
+        } catch (const po::error& e) {
+            fail(e.what());
+        }
+        std::set<std::string> seen;
+        for (const auto& option : parsed.options) {
+            const auto& key = option.string_key;
+            if (!seen.insert(key).second) fail("'", key, "' is set more than once");
+            const std::string value = option.value.empty() ? std::string() : option.value.front();
+            apply_key(config, key, std::string(trim(value)));
+        }
+        for (const auto& [network, pool] : config.networks) {
+            if (pool.pfs.empty()) fail("[network.", network, "] has no 'pfs' list");
+        }
+        return config;
+    });
+}
+
+Config load_config(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) {
+        if (errno == ENOENT) return Config{};
+        fail("configuration ", path, ": cannot be read: ", std::strerror(errno));
+    }
+    return parse_config(in, path);
+}
+
+}  // namespace sriovpt

@@ -1,0 +1,57 @@
+// The hooks' configuration file (DESIGN §5), INI syntax:
+//
+//   sysfs_root = /sys
+//   state_dir = /run/vdsm/hooks/sriov_passthrough
+//   libvirt_uri = qemu:///system      # "none" disables libvirt look-ups
+//   lock_timeout = 10                 # seconds
+//   reclaim_grace = 300               # seconds a fresh reservation is never reclaimed
+//   check_domains = no                # also ask libvirt whether a free-looking VF is in use
+//   [network.sriovnet]
+//   pfs = ens1f0, ens1f1
+//   vlan = 100
+#pragma once
+
+#include <iosfwd>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sriovpt {
+
+inline constexpr const char* kDefaultConfigPath = "/etc/vdsm/hooks/sriov_passthrough.conf";
+inline constexpr const char* kConfigEnvVar = "SRIOV_PASSTHROUGH_CONF";
+
+struct NetworkPool {
+    std::string name;               // the oVirt network = the bridge in <source bridge=...>
+    std::vector<std::string> pfs;   // PF net devices, in the order the operator wrote them
+    std::optional<unsigned> vlan;   // default VLAN tag for vNICs on this network
+};
+
+struct Config {
+    std::string sysfs_root = "/sys";
+    std::string state_dir = "/run/vdsm/hooks/sriov_passthrough";
+    std::string libvirt_uri = "qemu:///system";
+    unsigned lock_timeout = 10;     // seconds; bounds every wait
+    unsigned reclaim_grace = 300;   // seconds
+    bool check_domains = false;
+    std::map<std::string, NetworkPool> networks;
+    std::string path;               // the file read; empty when defaults were used
+
+    // The pool of a network, or nullptr when the file has no section for it.
+    const NetworkPool* network(const std::string& name) const;
+    bool libvirt_enabled() const { return libvirt_uri != "none"; }
+};
+
+// $SRIOV_PASSTHROUGH_CONF if set and not empty, else the default path.
+std::string config_path_from_env();
+
+// Reads the file at `path`; a missing file means all defaults. Throws Error
+// naming the file, the line's key and what is allowed for any unknown key,
+// bad value or syntax error.
+Config load_config(const std::string& path);
+
+// Parses configuration text; `name` is used in error messages.
+Config parse_config(std::istream& in, const std::string& name);
+
+}  // namespace sriovpt

@@ -1,0 +1,44 @@
+#include "host.hpp"
+
+#include <ctime>
+
+namespace sriovpt {
+
+Host::Host()
+    : Host([] { return load_config(config_path_from_env()); },
+           [](const Config& c) { return open_libvirt(c.libvirt_uri, std::chrono::seconds(c.lock_timeout)); }) {}
+
+Host::Host(ConfigLoader load_config, DomainsFactory make_domains)
+    : boot_id(current_boot_id()),
+      now([] { return static_cast<std::int64_t>(std::time(nullptr)); }),
+      load_config_(std::move(load_config)),
+      make_domains_(std::move(make_domains)) {}
+
+Host::~Host() = default;
+
+const Config& Host::config() {
+    if (!config_) config_ = load_config_();
+    return *config_;
+}
+
+const Sysfs& Host::sysfs() {
+    if (!sysfs_) sysfs_ = std::make_unique<Sysfs>(config().sysfs_root);
+    return *sysfs_;
+}
+
+const Inventory& Host::inventory() {
+    if (!inventory_) inventory_ = std::make_unique<Inventory>(sysfs());
+    return *inventory_;
+}
+
+ReservationStore& Host::store() {
+    if (!store_) store_ = std::make_unique<ReservationStore>(config().state_dir, lock_timeout());
+    return *store_;
+}
+
+DomainInventory& Host::domains() {
+    if (!domains_) domains_ = make_domains_(config());
+    return *domains_;
+}
+
+}  // namespace sriovpt

@@ -1,0 +1,52 @@
+// The vNIC custom properties an operator sets on a vNIC profile (DESIGN §4):
+//
+//   passthrough = true|false      pass this vNIC through as a VF
+//   vlan        = 1..4094         VLAN tag on the VF; overrides the network's default
+//   sriov_pf    = PF[,PF...]      restrict the VF pool to these PFs
+//   failover    = true|false      keep the virtio vNIC and team a VF with it
+//
+// A value outside its range is an error naming the property, the value and
+// what is allowed; never a silent default.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sriovpt {
+
+struct VnicProperties {
+    bool passthrough = false;
+    bool failover = false;
+    std::optional<unsigned> vlan;
+    std::vector<std::string> sriov_pf;
+};
+
+// Returns the value of one property, or nullopt if it is not set.
+using PropertyLookup = std::function<std::optional<std::string>(std::string_view name)>;
+
+// Reads and validates every property through `lookup`. An empty value counts
+// as unset (the engine sends a property the operator left blank as "").
+VnicProperties parse_properties(const PropertyLookup& lookup);
+
+// VLAN tag 1..4094, strict decimal; throws Error otherwise.
+unsigned parse_vlan(std::string_view value);
+
+// "ens1f0, ens1f1": each a valid Linux interface name (see is_valid_ifname);
+// throws Error otherwise.
+std::vector<std::string> parse_pf_list(std::string_view value);
+
+// A Linux network interface name that is safe to use as a sysfs path
+// component: 1..15 characters from [A-Za-z0-9_.-], starting with a letter,
+// digit or '_' (so never "." or ".."), no '/'.
+bool is_valid_ifname(std::string_view name);
+
+// Property names, as the engine and VDSM spell them.
+inline constexpr const char* kPropPassthrough = "passthrough";
+inline constexpr const char* kPropVlan = "vlan";
+inline constexpr const char* kPropSriovPf = "sriov_pf";
+inline constexpr const char* kPropFailover = "failover";
+
+}  // namespace sriovpt

@@ -1,0 +1,289 @@
+#include "reservations.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "error.hpp"
+#include "text.hpp"
+
+namespace sriovpt {
+
+namespace {
+
+constexpr std::string_view kMagic = "sriov-passthrough-reservation";
+constexpr std::string_view kRecordPrefix = "vf-";
+constexpr std::string_view kTempPrefix = ".tmp-";
+// Records and the lock: vdsm (owner) writes, kvm (group) and root read.
+constexpr mode_t kFileMode = 0640;
+constexpr mode_t kDirMode = 0750;
+
+std::string errno_text() { return std::strerror(errno); }
+
+// Reads a whole file relative to a directory fd, without following symlinks.
+std::optional<std::string> read_at(int dir_fd, const std::string& name) {
+    const int fd = ::openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return std::nullopt;
+    std::string out;
+    char buf[1024];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+        out.append(buf, static_cast<size_t>(n));
+        if (out.size() > 65536) break;  // no record is this large; don't read a runaway file
+    }
+    ::close(fd);
+    if (n < 0) return std::nullopt;
+    return out;
+}
+
+bool write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        const ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+}
+
+}  // namespace
+
+std::string format_record(const Reservation& r) {
+    return cat(kMagic, ' ', kRecordVersion, '\n',
+               "pci ", r.pci.to_string(), '\n',
+               "pf ", r.pf, '\n',
+               "vf_index ", r.vf_index, '\n',
+               "vm_id ", r.vm_id, '\n',
+               "mac ", r.mac, '\n',
+               "network ", r.network.empty() ? "-" : r.network, '\n',
+               "vlan ", r.vlan ? std::to_string(*r.vlan) : "-", '\n',
+               "boot_id ", r.boot_id.empty() ? "-" : r.boot_id, '\n',
+               "created ", std::to_string(r.created), '\n',
+               "origin ", r.origin.empty() ? "-" : r.origin, '\n',
+               "end\n");
+}
+
+Reservation parse_record(std::string_view text) {
+    std::vector<std::string_view> lines;
+    while (!text.empty()) {
+        const auto nl = text.find('\n');
+        if (nl == std::string_view::npos) fail("truncated: the last line has no newline");
+        lines.push_back(text.substr(0, nl));
+        text.remove_prefix(nl + 1);
+    }
+    if (lines.empty()) fail("empty record");
+    const auto header = lines.front();
+    if (header.substr(0, kMagic.size()) != kMagic || header.size() <= kMagic.size() + 1 ||
+        header[kMagic.size()] != ' ')
+        fail("not a reservation record (first line is not '", kMagic, " <version>')");
+    const auto version = header.substr(kMagic.size() + 1);
+    if (version != std::to_string(kRecordVersion))
+        fail("unknown record version ", std::string(version), " (this version reads version ", kRecordVersion, ")");
+    if (lines.back() != "end") fail("truncated: no 'end' line");
+
+    std::map<std::string, std::string, std::less<>> fields;
+    for (size_t i = 1; i + 1 < lines.size(); ++i) {
+        const auto line = lines[i];
+        const auto space = line.find(' ');
+        if (space == std::string_view::npos || space == 0 || space + 1 >= line.size())
+            fail("line ", i + 1, " is not 'key value'");
+        const std::string key(line.substr(0, space));
+        if (!fields.emplace(key, std::string(line.substr(space + 1))).second)
+            fail("line ", i + 1, ": '", key, "' appears twice");
+    }
+    const auto take = [&](std::string_view key) -> std::string {
+        const auto it = fields.find(key);
+        if (it == fields.end()) fail("'", std::string(key), "' is missing");
+        std::string value = it->second;
+        fields.erase(it);
+        return value;
+    };
+    const auto dash_empty = [](std::string v) { return v == "-" ? std::string() : v; };
+
+    Reservation r;
+    const auto pci_text = take("pci");
+    const auto pci = PciAddress::parse(pci_text);
+    if (!pci) fail("pci '", pci_text, "' is not a PCI address");
+    r.pci = *pci;
+    r.pf = take("pf");
+    const auto index = parse_decimal(take("vf_index"));
+    if (!index || *index > 65535) fail("vf_index is not a number");
+    r.vf_index = static_cast<unsigned>(*index);
+    const auto vm = normalize_uuid(take("vm_id"));
+    if (!vm) fail("vm_id is not a UUID");
+    r.vm_id = *vm;
+    const auto mac = normalize_mac(take("mac"));
+    if (!mac) fail("mac is not a MAC address");
+    r.mac = *mac;
+    r.network = dash_empty(take("network"));
+    const auto vlan = take("vlan");
+    if (vlan != "-") {
+        const auto n = parse_decimal(vlan);
+        if (!n || *n < 1 || *n > 4094) fail("vlan '", vlan, "' is not 1..4094");
+        r.vlan = static_cast<unsigned>(*n);
+    }
+    r.boot_id = dash_empty(take("boot_id"));
+    const auto created = parse_decimal(take("created"));
+    if (!created) fail("created is not a number");
+    r.created = static_cast<std::int64_t>(*created);
+    r.origin = dash_empty(take("origin"));
+    if (!fields.empty()) fail("unknown key '", fields.begin()->first, "'");
+    return r;
+}
+
+std::string current_boot_id() {
+    const int fd = ::open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return {};
+    char buf[64];
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    ::close(fd);
+    if (n <= 0) return {};
+    return std::string(trim(std::string_view(buf, static_cast<size_t>(n))));
+}
+
+std::string ReservationStore::file_name(const PciAddress& pci) {
+    return cat(kRecordPrefix, pci.to_string());
+}
+
+ReservationStore::ReservationStore(std::string state_dir, std::chrono::milliseconds lock_timeout)
+    : dir_(std::move(state_dir)), lock_timeout_(lock_timeout) {
+    if (::mkdir(dir_.c_str(), kDirMode) != 0 && errno != EEXIST)
+        fail("state directory ", dir_, " cannot be created: ", errno_text());
+    // O_NOFOLLOW: a state_dir that is a symlink is refused, so records can
+    // only ever be created where the configuration says.
+    dir_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (dir_fd_ < 0) fail("state directory ", dir_, " cannot be opened: ", errno_text());
+}
+
+ReservationStore::~ReservationStore() {
+    if (dir_fd_ >= 0) ::close(dir_fd_);
+}
+
+ReservationStore::Lock::~Lock() {
+    if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
+}
+
+ReservationStore::Lock ReservationStore::lock() {
+    const int fd = ::openat(dir_fd_, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, kFileMode);
+    if (fd < 0) fail("lock file ", dir_, "/lock cannot be opened: ", errno_text());
+    Lock held(fd);
+    const auto deadline = std::chrono::steady_clock::now() + lock_timeout_;
+    // Poll with a short, growing, jittered sleep: flock(2) has no timeout, and
+    // an alarm signal would be process-global state inside a library.
+    std::minstd_rand jitter(static_cast<unsigned>(::getpid()));
+    auto pause = std::chrono::microseconds(200);
+    for (;;) {
+        if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return held;
+        if (errno != EWOULDBLOCK && errno != EINTR) fail("locking ", dir_, "/lock: ", errno_text());
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline)
+            throw LockTimeout(cat("the reservation lock ", dir_, "/lock was held by another process for more than ",
+                                  std::chrono::duration_cast<std::chrono::milliseconds>(lock_timeout_).count() / 1000.0,
+                                  " s (lock_timeout)"));
+        const auto sleep = pause + std::chrono::microseconds(jitter() % (pause.count() + 1));
+        std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(sleep, deadline - now));
+        pause = std::min(pause * 2, std::chrono::microseconds(20000));
+    }
+}
+
+std::vector<RecordEntry> ReservationStore::load() const {
+    std::vector<RecordEntry> out;
+    const int fd = ::dup(dir_fd_);
+    if (fd < 0) fail("reading ", dir_, ": ", errno_text());
+    DIR* dir = ::fdopendir(fd);
+    if (!dir) {
+        ::close(fd);
+        fail("reading ", dir_, ": ", errno_text());
+    }
+    ::rewinddir(dir);
+    while (const dirent* entry = ::readdir(dir)) {
+        const std::string name = entry->d_name;
+        if (name.rfind(kRecordPrefix, 0) != 0) continue;
+        RecordEntry e;
+        e.file = name;
+        e.pci = PciAddress::parse(std::string_view(name).substr(kRecordPrefix.size()));
+        const auto text = read_at(dir_fd_, name);
+        if (!text) {
+            if (errno == ENOENT) continue;  // released while we listed
+            e.problem = cat("cannot be read: ", errno_text());
+        } else {
+            try {
+                e.record = parse_record(*text);
+                if (!e.pci || e.record->pci != *e.pci) {
+                    e.problem = "its file name does not match the PCI address inside";
+                    e.record.reset();
+                }
+            } catch (const Error& err) {
+                e.problem = err.what();
+            }
+        }
+        out.push_back(std::move(e));
+    }
+    ::closedir(dir);
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.file < b.file; });
+    return out;
+}
+
+bool ReservationStore::create(const Reservation& r) {
+    static std::atomic<unsigned> counter{0};
+    const auto temp = cat(kTempPrefix, ::getpid(), '-', counter++);
+    const auto final_name = file_name(r.pci);
+    const int fd = ::openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, kFileMode);
+    if (fd < 0) fail("creating a record in ", dir_, ": ", errno_text());
+    const auto text = format_record(r);
+    // fdatasync: a state_dir on disk keeps complete records across a host
+    // crash too; on tmpfs (the default) it costs nothing.
+    const bool written = write_all(fd, text) && ::fdatasync(fd) == 0;
+    const int write_errno = errno;
+    ::close(fd);
+    if (!written) {
+        ::unlinkat(dir_fd_, temp.c_str(), 0);
+        errno = write_errno;
+        fail("writing a record in ", dir_, ": ", errno_text());
+    }
+    const bool linked = ::linkat(dir_fd_, temp.c_str(), dir_fd_, final_name.c_str(), 0) == 0;
+    const int link_errno = errno;
+    ::unlinkat(dir_fd_, temp.c_str(), 0);
+    if (linked) return true;
+    if (link_errno == EEXIST) return false;
+    errno = link_errno;
+    fail("creating ", dir_, "/", final_name, ": ", errno_text());
+}
+
+bool ReservationStore::remove(const PciAddress& pci) {
+    const auto name = file_name(pci);
+    if (::unlinkat(dir_fd_, name.c_str(), 0) == 0) return true;
+    if (errno == ENOENT) return false;
+    fail("removing ", dir_, "/", name, ": ", errno_text());
+}
+
+std::vector<std::string> ReservationStore::remove_temporaries() {
+    std::vector<std::string> removed;
+    const int fd = ::dup(dir_fd_);
+    DIR* dir = fd >= 0 ? ::fdopendir(fd) : nullptr;
+    if (!dir) {
+        if (fd >= 0) ::close(fd);
+        fail("reading ", dir_, ": ", errno_text());
+    }
+    ::rewinddir(dir);
+    while (const dirent* entry = ::readdir(dir)) {
+        const std::string name = entry->d_name;
+        if (name.rfind(kTempPrefix, 0) == 0 && ::unlinkat(dir_fd_, name.c_str(), 0) == 0) removed.push_back(name);
+    }
+    ::closedir(dir);
+    return removed;
+}
+
+}  // namespace sriovpt

@@ -1,0 +1,116 @@
+// Reservation records (DESIGN §7): which (vmId, MAC) holds which VF.
+//
+// On disk, in state_dir:
+//   lock                 flock(2) taken for every change (bounded by lock_timeout)
+//   vf-<pci>             one record per held VF, e.g. vf-0000:3b:02.1
+//   .tmp-<pid>-<n>       a record being written (only while its writer holds the lock)
+//
+// A record is written in full to a temporary file and then link(2)ed to its
+// final name: link fails if the name exists, so creation is exclusive, and a
+// reader (or a crash) never sees half a record. Record format, version 1:
+//
+//   sriov-passthrough-reservation 1
+//   pci 0000:3b:02.1
+//   pf ens1f0
+//   vf_index 1
+//   vm_id 9c1f3d7e-2b44-4a51-8e0c-5d6a7b8c9d01
+//   mac 00:1a:4a:16:01:51
+//   network sriovnet
+//   vlan 100              ("-" when none)
+//   boot_id 1b3c...       (the host boot the reservation was made in)
+//   created 1763890000    (seconds since the epoch)
+//   origin before_vm_start
+//   end
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pci.hpp"
+
+namespace sriovpt {
+
+inline constexpr int kRecordVersion = 1;
+
+struct Reservation {
+    PciAddress pci;
+    std::string pf;
+    unsigned vf_index = 0;
+    std::string vm_id;
+    std::string mac;
+    std::string network;
+    std::optional<unsigned> vlan;
+    std::string boot_id;
+    std::int64_t created = 0;
+    std::string origin;   // the hook point (or command) that made it
+
+    bool operator==(const Reservation&) const = default;
+};
+
+std::string format_record(const Reservation& r);
+
+// Parses a record; throws Error saying what is wrong ("unknown record version
+// 7", "line 3: ...", "truncated: no 'end' line").
+Reservation parse_record(std::string_view text);
+
+// One file of the store: a good record, or the reason it could not be read.
+struct RecordEntry {
+    std::string file;                     // name in state_dir
+    std::optional<PciAddress> pci;        // from the file name
+    std::optional<Reservation> record;    // set when the record is good
+    std::string problem;                  // why it is not, otherwise
+};
+
+// The current host boot (from /proc/sys/kernel/random/boot_id); empty if unknown.
+std::string current_boot_id();
+
+class ReservationStore {
+public:
+    // Creates state_dir (mode 0750) if it does not exist.
+    ReservationStore(std::string state_dir, std::chrono::milliseconds lock_timeout);
+    ~ReservationStore();
+    ReservationStore(const ReservationStore&) = delete;
+    ReservationStore& operator=(const ReservationStore&) = delete;
+
+    const std::string& dir() const { return dir_; }
+
+    // Exclusive lock on the store, held while alive. Waits at most lock_timeout,
+    // then throws LockTimeout.
+    class Lock {
+    public:
+        explicit Lock(int fd) : fd_(fd) {}
+        Lock(Lock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+        Lock& operator=(Lock&&) = delete;
+        ~Lock();
+    private:
+        int fd_;
+    };
+    Lock lock();
+
+    // Every record file, good or not, sorted by file name.
+    std::vector<RecordEntry> load() const;
+
+    // Writes `r` as the record of its VF. Returns false (and writes nothing) if
+    // the VF already has a record. Call with the lock held.
+    bool create(const Reservation& r);
+
+    // Removes the record of `pci`; true if there was one.
+    bool remove(const PciAddress& pci);
+
+    // Removes leftovers of writers that died between writing and linking.
+    // Call with the lock held (writers hold it while a temporary exists).
+    std::vector<std::string> remove_temporaries();
+
+    static std::string file_name(const PciAddress& pci);
+
+private:
+    std::string dir_;
+    int dir_fd_ = -1;
+    std::chrono::milliseconds lock_timeout_;
+};
+
+}  // namespace sriovpt

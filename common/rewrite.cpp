@@ -1,0 +1,89 @@
+#include "rewrite.hpp"
+
+#include <string_view>
+
+namespace sriovpt {
+
+namespace {
+
+// Children of a bridge <interface> with no meaning on a VF, and what dropping
+// them means to the operator. <mtu>, <coalesce> and a virtio <driver> are
+// refused outright by libvirt's QEMU driver on a hostdev interface; <port
+// isolated> too (checked with libvirt 9.0's qemu:///embed).
+struct DropRule {
+    std::string_view element;
+    std::string_view note;  // shown after the name; empty for none
+};
+constexpr DropRule kDropped[] = {
+    {"source", ""},                          // the bridge; replaced by the VF's address
+    {"model", ""},                           // the VF's own device model is what the guest sees
+    {"filterref", "no MAC anti-spoofing"},
+    {"bandwidth", "no QoS"},
+    {"target", ""},
+    {"virtualport", "no port profile or mirroring"},
+    {"tune", ""},
+    {"mtu", "the VF uses the PF's MTU"},
+    {"coalesce", ""},
+    {"driver", ""},                          // virtio options; replaced by <driver name="vfio"/>
+    {"backend", ""},
+    {"script", ""},
+    {"port", ""},
+    {"vlan", ""},                            // replaced by the VLAN of the properties
+};
+
+const DropRule* drop_rule(std::string_view element) {
+    for (const auto& rule : kDropped) {
+        if (rule.element == element) return &rule;
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+RewriteResult rewrite_to_hostdev(pugi::xml_node iface, const VfBinding& vf) {
+    RewriteResult result;
+    auto out = iface.parent().insert_child_before("interface", iface);
+    out.append_attribute("type") = "hostdev";
+    out.append_attribute("managed") = "yes";
+    for (const auto attr : iface.attributes()) {
+        const std::string_view name = attr.name();
+        if (name != "type" && name != "managed") out.append_copy(attr);
+    }
+
+    if (const auto mac = iface.child("mac")) out.append_copy(mac);
+    out.append_child("driver").append_attribute("name") = "vfio";
+    auto address = out.append_child("source").append_child("address");
+    address.append_attribute("type") = "pci";
+    address.append_attribute("domain") = vf.pci.domain_attr().c_str();
+    address.append_attribute("bus") = vf.pci.bus_attr().c_str();
+    address.append_attribute("slot") = vf.pci.slot_attr().c_str();
+    address.append_attribute("function") = vf.pci.function_attr().c_str();
+    if (vf.vlan) {
+        out.append_child("vlan").append_child("tag").append_attribute("id") = *vf.vlan;
+    }
+
+    for (const auto child : iface.children()) {
+        if (child.type() != pugi::node_element) {
+            out.append_copy(child);  // comments stay where they were
+            continue;
+        }
+        const std::string_view name = child.name();
+        if (name == "mac") continue;
+        if (const auto* rule = drop_rule(name)) {
+            // The bridge <source> and a <vlan> our own tag replaces are
+            // replaced, not lost; everything else is named.
+            const bool silent = name == "source" || (name == "vlan" && vf.vlan);
+            if (!silent) {
+                result.dropped.push_back(rule->note.empty() ? std::string(name)
+                                                             : std::string(name) + " (" + std::string(rule->note) + ")");
+            }
+            continue;
+        }
+        out.append_copy(child);
+    }
+    iface.parent().remove_child(iface);
+    result.node = out;
+    return result;
+}
+
+}  // namespace sriovpt

@@ -1,0 +1,29 @@
+// The skeleton every hook executable shares: VDSM's calling convention
+// (DESIGN §2) on one side, run_hook_point() on the other.
+//
+//   $_hook_domxml   the XML file to read and rewrite in place (by name)
+//   $vmId           the VM's UUID
+//   other variables the custom properties
+//
+// Exit status: 0 success; before_* failures 2 (the operation is refused and
+// later hooks are skipped), after_* failures 1 (VDSM only logs them).
+#pragma once
+
+#include <string>
+
+#include "hooks.hpp"
+
+namespace sriovpt {
+
+// Runs `hp` as VDSM calls it, reading the process environment. Returns the
+// exit status. On failure the XML file is untouched and a before_* hook
+// leaves no reservation behind.
+int run_hook_main(HookPoint hp);
+
+// Replaces `path`'s content with `text` atomically (temporary file in the
+// same directory, renamed over it), keeping the file's mode.
+void replace_file(const std::string& path, const std::string& text);
+
+std::string read_file(const std::string& path);
+
+}  // namespace sriovpt
