@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace sriovpt {
 
@@ -28,7 +29,10 @@ template <typename... Parts>
 std::string cat(const Parts&... parts) {
     std::string out;
     auto append = [&out](const auto& part) {
-        if constexpr (std::is_arithmetic_v<std::decay_t<decltype(part)>>)
+        using T = std::decay_t<decltype(part)>;
+        if constexpr (std::is_same_v<T, char>)
+            out += part;
+        else if constexpr (std::is_arithmetic_v<T>)
             out += std::to_string(part);
         else
             out += part;

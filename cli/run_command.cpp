@@ -1,0 +1,101 @@
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+
+#include "commands.hpp"
+#include "domain_xml.hpp"
+#include "error.hpp"
+#include "hooks.hpp"
+#include "runner.hpp"
+
+extern char** environ;
+
+namespace sriovpt::cli {
+
+namespace {
+
+// <prefix>/libexec/vdsm/hooks, found from <prefix>/bin/sriov-passthrough.
+// The build tree has the same layout.
+std::string default_hooks_dir() {
+    char self[PATH_MAX];
+    const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) fail("cannot find this program's location: ", std::strerror(errno));
+    std::string path(self, static_cast<size_t>(n));
+    path = path.substr(0, path.rfind('/'));        // .../bin
+    path = path.substr(0, path.rfind('/'));        // ...
+    return path + "/" + SRIOVPT_HOOKS_SUBDIR;
+}
+
+std::string vm_id_from_xml(const std::string& text) {
+    pugi::xml_document doc;
+    if (!parse_xml(doc, text)) return {};
+    return doc.child("domain").child("uuid").text().as_string();
+}
+
+}  // namespace
+
+int run_hook_command(const RunOptions& o) {
+    const auto hp = hook_point_from_name(o.hook_point);
+    if (!hp) fail("unknown hook point '", o.hook_point, "'");
+    const auto hook = (o.hooks_dir ? *o.hooks_dir : default_hooks_dir()) + "/" + o.hook_point + "/50_sriov_passthrough";
+    if (::access(hook.c_str(), X_OK) != 0) fail("hook ", hook, " is not installed: ", std::strerror(errno));
+    const auto input = o.domxml.empty() ? std::string() : read_file(o.domxml);
+
+    // VDSM's way: a temporary file the hook rewrites by name.
+    char temp[] = "/tmp/sriov-passthrough-run-XXXXXX";
+    const int fd = ::mkstemp(temp);
+    if (fd < 0) fail("cannot create a temporary file: ", std::strerror(errno));
+    const bool written = ::write(fd, input.data(), input.size()) == static_cast<ssize_t>(input.size());
+    ::close(fd);
+    struct Cleanup {
+        const char* path;
+        ~Cleanup() { ::unlink(path); }
+    } cleanup{temp};
+    if (!written) fail("cannot write ", temp, ": ", std::strerror(errno));
+
+    const std::string vm_id = o.vm_id ? *o.vm_id : vm_id_from_xml(input);
+    std::cerr << "running " << hook << "\n  _hook_domxml=" << temp << " (a copy of " << o.domxml << ")\n";
+    if (!vm_id.empty()) std::cerr << "  vmId=" << vm_id << (o.vm_id ? "" : " (from <uuid>)") << "\n";
+    for (const auto& [name, value] : o.props) std::cerr << "  " << name << "=" << value << "\n";
+
+    const pid_t pid = ::fork();
+    if (pid < 0) fail("fork: ", std::strerror(errno));
+    if (pid == 0) {
+        ::setenv("_hook_domxml", temp, 1);
+        if (!vm_id.empty()) ::setenv("vmId", vm_id.c_str(), 1);
+        for (const auto& [name, value] : o.props) ::setenv(name.c_str(), value.c_str(), 1);
+        ::execl(hook.c_str(), hook.c_str(), static_cast<char*>(nullptr));
+        std::fprintf(stderr, "sriov-passthrough: cannot run %s: %s\n", hook.c_str(), std::strerror(errno));
+        ::_exit(127);
+    }
+    int wstatus = 0;
+    while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+    }
+    const int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    const auto result = read_file(temp);
+    std::cerr << "exit status " << code
+              << (code == 0 ? " (success)" : code == 1 ? " (failed; VDSM logs it and goes on)"
+                                                       : " (failed; VDSM refuses the operation)")
+              << "\n"
+              << (result == input ? "the XML is unchanged" : "the XML was rewritten") << "\n";
+    if (o.output) {
+        {
+            const int out = ::open(o.output->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            if (out < 0) fail("cannot write ", *o.output, ": ", std::strerror(errno));
+            const bool ok = ::write(out, result.data(), result.size()) == static_cast<ssize_t>(result.size());
+            ::close(out);
+            if (!ok) fail("cannot write ", *o.output);
+        }
+    } else if (result != input) {
+        std::cout << result;
+    }
+    return code;
+}
+
+}  // namespace sriovpt::cli

@@ -1,0 +1,48 @@
+// The host as an operator sees it: every VF of every SR-IOV PF, who holds
+// it, and whether that holder is stale or foreign (DESIGN §8).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "host.hpp"
+
+namespace sriovpt {
+
+enum class VfState {
+    free,       // can be given
+    held,       // our record, holder running or too young to judge
+    stale,      // our record, holder no longer runs (gc reclaims it)
+    damaged,    // a record we cannot read: never given, shown for the operator
+    assigned,   // bound to vfio-pci/pci-stub without our record: not ours
+    host_up,    // its host netdev is up: in use by the host
+    in_domain,  // used by a running libvirt domain without our record
+};
+std::string_view vf_state_name(VfState s);
+
+struct VfStatus {
+    VfInfo vf;
+    std::optional<std::string> network;  // the first [network.*] whose pool has the PF
+    std::optional<Reservation> holder;
+    VfState state = VfState::free;
+    std::string note;                    // why stale / what is damaged
+};
+
+struct HostStatus {
+    std::vector<PfInfo> pfs;
+    std::vector<VfStatus> vfs;
+    std::vector<std::string> notes;      // records of no VF on this host, libvirt unreachable, ...
+};
+
+// Reads sysfs and the records; asks libvirt (if enabled and `ask_libvirt`)
+// which holders still run and which VFs running domains use.
+HostStatus collect_status(Host& host, bool ask_libvirt);
+
+std::string format_status_json(const HostStatus& status);
+std::string format_status_table(const HostStatus& status);
+
+// A JSON string literal for `s` (quotes included).
+std::string json_string(std::string_view s);
+
+}  // namespace sriovpt
