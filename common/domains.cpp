@@ -152,7 +152,7 @@ private:
             }
         }).detach();
         if (future.wait_for(timeout_) != std::future_status::ready)
-            fail("libvirt at ", uri_, " did not answer within ", timeout_.count() / 1000.0, " s");
+            fail("libvirt at ", uri_, " did not answer within ", seconds_text(timeout_.count()));
         return future.get();
     }
 

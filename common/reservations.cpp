@@ -190,8 +190,7 @@ ReservationStore::Lock ReservationStore::lock() {
         const auto now = std::chrono::steady_clock::now();
         if (now >= deadline)
             throw LockTimeout(cat("the reservation lock ", dir_, "/lock was held by another process for more than ",
-                                  std::chrono::duration_cast<std::chrono::milliseconds>(lock_timeout_).count() / 1000.0,
-                                  " s (lock_timeout)"));
+                                  seconds_text(lock_timeout_.count()), " (lock_timeout)"));
         const auto sleep = pause + std::chrono::microseconds(jitter() % (pause.count() + 1));
         std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(sleep, deadline - now));
         pause = std::min(pause * 2, std::chrono::microseconds(20000));

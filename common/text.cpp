@@ -50,6 +50,16 @@ std::string join(const std::vector<std::string>& items, std::string_view sep) {
     return out;
 }
 
+std::string seconds_text(long long milliseconds) {
+    std::string out = std::to_string(milliseconds / 1000);
+    if (const auto rest = milliseconds % 1000) {
+        auto frac = std::to_string(1000 + rest).substr(1);  // three digits
+        while (frac.back() == '0') frac.pop_back();
+        out += "." + frac;
+    }
+    return out + " s";
+}
+
 namespace {
 bool is_hex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
 

@@ -22,6 +22,9 @@ std::optional<unsigned long> parse_decimal(std::string_view s);
 // "a, b, c" from a list.
 std::string join(const std::vector<std::string>& items, std::string_view sep = ", ");
 
+// A duration for messages: "10 s", "0.3 s".
+std::string seconds_text(long long milliseconds);
+
 // A MAC address in the form xx:xx:xx:xx:xx:xx (any case) -> lower case;
 // nullopt if it is not one.
 std::optional<std::string> normalize_mac(std::string_view mac);

@@ -1,0 +1,182 @@
+#include "harness.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <pugixml.hpp>
+#include <sstream>
+#include <stdexcept>
+
+#include "domain_xml.hpp"
+
+namespace fs = std::filesystem;
+
+namespace sriovpt::test {
+
+TempDir::TempDir() {
+    std::string templ = (fs::temp_directory_path() / "sriovpt-test-XXXXXX").string();
+    if (!::mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = templ;
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+}
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + path);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+void write_text(const std::string& path, const std::string& text) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+std::string test_data(const std::string& name) {
+    return read_text(std::string(SRIOVPT_TEST_DATA_DIR) + "/" + name);
+}
+
+std::string hook_path(const std::string& hook_point) {
+    return std::string(SRIOVPT_HOOKS_DIR) + "/" + hook_point + "/50_sriov_passthrough";
+}
+
+TestHost::TestHost(const std::string& extra) : sysfs_(dir_.path() + "/sys") { write_config(extra); }
+
+void TestHost::write_config(const std::string& extra) {
+    write_text(conf_path(), "sysfs_root = " + dir() + "/sys\nstate_dir = " + state_dir() +
+                                "\nlibvirt_uri = none\nlock_timeout = 10\n" + extra + "\n");
+}
+
+namespace {
+
+// fork+exec with a fresh environment; stdout and stderr go to `out_path`.
+int spawn_and_wait(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                   const std::string& out_path, bool stdout_too) {
+    std::vector<std::string> env_strings;
+    for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+    std::vector<char*> envp;
+    for (auto& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    std::vector<std::string> args = argv;
+    std::vector<char*> argp;
+    for (auto& s : args) argp.push_back(s.data());
+    argp.push_back(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+        const int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            ::dup2(fd, 2);
+            if (stdout_too) ::dup2(fd, 1);
+        }
+        const int devnull = ::open("/dev/null", O_RDWR);
+        ::dup2(devnull, 0);
+        if (!stdout_too) ::dup2(devnull, 1);
+        ::execvpe(argp[0], argp.data(), envp.data());
+        ::_exit(127);
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0) {
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::map<std::string, std::string> base_env() {
+    const char* path = std::getenv("PATH");
+    return {{"PATH", path ? path : "/usr/bin:/bin"}};
+}
+
+}  // namespace
+
+HookRun TestHost::run(const std::string& hook_point, const std::string& xml, const std::optional<std::string>& vm_id,
+                      const std::map<std::string, std::string>& props) const {
+    TempDir work;
+    const auto xml_path = work.path() + "/domxml";
+    const auto err_path = work.path() + "/stderr";
+    write_text(xml_path, xml);
+    auto env = base_env();
+    env["_hook_domxml"] = xml_path;
+    env["SRIOV_PASSTHROUGH_CONF"] = conf_path();
+    if (vm_id) env["vmId"] = *vm_id;
+    for (const auto& [k, v] : props) env[k] = v;
+    HookRun run;
+    run.status = spawn_and_wait({hook_path(hook_point)}, env, err_path, false);
+    run.err = read_text(err_path);
+    run.xml = read_text(xml_path);
+    return run;
+}
+
+std::vector<RecordEntry> TestHost::records() const {
+    return ReservationStore(state_dir(), std::chrono::seconds(1)).load();
+}
+
+std::vector<Reservation> TestHost::reservations() const {
+    std::vector<Reservation> out;
+    for (const auto& e : records()) {
+        if (e.record) out.push_back(*e.record);
+    }
+    return out;
+}
+
+CommandResult run_command(const std::vector<std::string>& argv, const std::map<std::string, std::string>& extra) {
+    TempDir work;
+    auto env = base_env();
+    for (const auto& [k, v] : extra) env[k] = v;
+    if (const char* home = std::getenv("HOME")) env.emplace("HOME", home);
+    CommandResult result;
+    result.status = spawn_and_wait(argv, env, work.path() + "/out", true);
+    result.output = read_text(work.path() + "/out");
+    return result;
+}
+
+std::string libvirt_rejects(const std::string& domain_xml) {
+    pugi::xml_document doc;
+    if (!parse_xml(doc, domain_xml)) return "not well-formed XML";
+    auto domain = doc.child("domain");
+    if (!domain) return "no <domain>";
+    // What this machine can define: no /dev/kvm, no RHEL machine types.
+    domain.attribute("type").set_value("qemu");
+    if (auto type = domain.child("os").child("type"); type.attribute("machine")) type.attribute("machine").set_value("q35");
+    // The engine fixture's disk carries <seclabel type="none"> inside
+    // <source>, which libvirt's schema does not allow there; not ours to judge.
+    for (auto disk : domain.child("devices").children("disk")) {
+        if (auto label = disk.child("source").child("seclabel")) label.remove_attribute("type");
+    }
+    const std::string name = domain.child("name").text().as_string();
+
+    TempDir work;
+    const auto path = work.path() + "/domain.xml";
+    write_text(path, serialize_xml(doc));
+    auto schema = run_command({"virt-xml-validate", path, "domain"});
+    if (schema.status != 0) return "virt-xml-validate: " + schema.output;
+    auto test_driver = run_command({"virsh", "-q", "-c", "test:///default", "define", path});
+    if (test_driver.status != 0) return "libvirt test driver: " + test_driver.output;
+
+    // One embedded QEMU root for the whole test run: the first use probes
+    // QEMU for seconds, later ones take milliseconds. Two processes cannot
+    // share a root at once, so take turns under a lock.
+    const std::string root = std::string(SRIOVPT_TEST_WORK_DIR) + "/qemu-embed";
+    fs::create_directories(root);
+    const int lock = ::open((root + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    ::flock(lock, LOCK_EX);
+    const auto uri = "qemu:///embed?root=" + root;
+    auto qemu = run_command({"virsh", "-q", "-c", uri, "define --validate " + path + " ; undefine " + name},
+                            {{"XDG_CACHE_HOME", root + "/cache"}});
+    ::close(lock);
+    if (qemu.status != 0 || qemu.output.find("error") != std::string::npos) return "libvirt QEMU driver: " + qemu.output;
+    return {};
+}
+
+}  // namespace sriovpt::test

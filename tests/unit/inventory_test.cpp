@@ -1,0 +1,74 @@
+// Reading a sysfs tree: relative links resolved inside the root, the
+// awkward cases (vfio-pci without net/, zero VFs, numa_node -1).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "harness.hpp"
+#include "sysfs.hpp"
+
+namespace sriovpt {
+namespace {
+
+using sim::FakePf;
+
+TEST(Sysfs, ResolvesRelativeLinksInsideTheRoot) {
+    test::TempDir dir;
+    sim::FakeSysfs fake(dir.path());
+    fake.add_pf(FakePf{"ens1f0", "0000:3b:00.0", 2});
+    Sysfs sysfs(dir.path());
+    EXPECT_EQ(sysfs.resolve("class/net/ens1f0/device"), "devices/pci0000:00/0000:3b:00.0");
+    EXPECT_EQ(sysfs.read("class/net/ens1f0/device/sriov_numvfs"), "2");
+    // Links that point at / or climb above the root stay inside it.
+    std::filesystem::create_directory_symlink("/etc", dir.path() + "/class/net/evil");
+    EXPECT_FALSE(sysfs.read("class/net/evil/passwd"));
+    std::filesystem::create_directory_symlink("../../../../../../../../etc", dir.path() + "/class/net/climb");
+    EXPECT_FALSE(sysfs.read("class/net/climb/passwd"));
+    EXPECT_FALSE(sysfs.resolve("class/net/nothing"));
+}
+
+TEST(Inventory, DescribesPfsAndVfs) {
+    test::TempDir dir;
+    sim::FakeSysfs fake(dir.path());
+    fake.add_pf(FakePf{"ens1f0", "0000:3b:00.0", 4, 64, 1, "iavf", "up"});
+    fake.add_pf(FakePf{"ens2f0", "0000:af:00.0", 0, 64});
+    fake.add_plain_netdev("eno1", "0000:01:00.0");
+    fake.set_vf_driver("ens1f0", 1, "vfio-pci");
+    fake.set_vf_driver("ens1f0", 2, "");
+    fake.set_vf_netdev_state("ens1f0", 3, "up");
+    fake.set_vf_numa_node("ens1f0", 3, -1);
+    Sysfs sysfs(dir.path());
+    Inventory inventory(sysfs);
+
+    const auto pf = inventory.pf("ens1f0");
+    ASSERT_TRUE(pf);
+    EXPECT_EQ(pf->num_vfs, 4u);
+    EXPECT_EQ(pf->total_vfs, 64u);
+    EXPECT_EQ(pf->operstate, "up");
+    EXPECT_EQ(pf->pci->to_string(), "0000:3b:00.0");
+    EXPECT_FALSE(inventory.pf("eno1")) << "a NIC without SR-IOV is not a PF";
+    EXPECT_FALSE(inventory.pf("nope"));
+    EXPECT_FALSE(inventory.pf("../ens1f0"));
+    EXPECT_EQ(inventory.pf("ens2f0")->num_vfs, 0u);
+    EXPECT_TRUE(inventory.vfs(*inventory.pf("ens2f0")).empty());
+
+    const auto vfs = inventory.vfs(*pf);
+    ASSERT_EQ(vfs.size(), 4u);
+    EXPECT_EQ(vfs[0].pci.to_string(), "0000:3b:02.0");
+    EXPECT_EQ(vfs[0].driver, "iavf");
+    EXPECT_EQ(vfs[0].netdev, "ens1f0v0");
+    EXPECT_EQ(vfs[0].netdev_state, "down");
+    EXPECT_EQ(vfs[0].numa_node, 1);
+    EXPECT_TRUE(vfs[0].iommu_group);
+    EXPECT_EQ(vfs[1].driver, "vfio-pci");
+    EXPECT_EQ(vfs[1].netdev, "") << "vfio-pci has no net/";
+    EXPECT_EQ(vfs[2].driver, "");
+    EXPECT_EQ(vfs[3].netdev_state, "up");
+    EXPECT_EQ(vfs[3].numa_node, -1);
+    EXPECT_EQ(inventory.vf_address(*pf, 3), fake.vf_pci("ens1f0", 3));
+    EXPECT_FALSE(inventory.vf_address(*pf, 4));
+    EXPECT_EQ(inventory.all_pfs().size(), 2u);
+}
+
+}  // namespace
+}  // namespace sriovpt

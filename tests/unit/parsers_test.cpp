@@ -1,0 +1,157 @@
+// Properties, configuration, PCI addresses and the small text helpers.
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "config.hpp"
+#include "error.hpp"
+#include "pci.hpp"
+#include "properties.hpp"
+#include "text.hpp"
+
+namespace sriovpt {
+namespace {
+
+PropertyLookup props(std::map<std::string, std::string> values) {
+    return [values](std::string_view name) -> std::optional<std::string> {
+        const auto it = values.find(std::string(name));
+        if (it == values.end()) return std::nullopt;
+        return it->second;
+    };
+}
+
+std::string error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+TEST(Properties, NothingSetMeansNoPassthrough) {
+    const auto p = parse_properties(props({}));
+    EXPECT_FALSE(p.passthrough);
+    EXPECT_FALSE(p.vlan);
+    EXPECT_TRUE(p.sriov_pf.empty());
+}
+
+TEST(Properties, ValidValues) {
+    const auto p = parse_properties(props({{"passthrough", "true"}, {"vlan", "4094"}, {"sriov_pf", "ens1f0, ens1f1"}}));
+    EXPECT_TRUE(p.passthrough);
+    EXPECT_EQ(p.vlan, 4094u);
+    EXPECT_EQ(p.sriov_pf, (std::vector<std::string>{"ens1f0", "ens1f1"}));
+    EXPECT_FALSE(parse_properties(props({{"passthrough", "false"}})).passthrough);
+    EXPECT_EQ(parse_properties(props({{"vlan", "1"}})).vlan, 1u);
+}
+
+TEST(Properties, EmptyValueIsUnset) {
+    EXPECT_FALSE(parse_properties(props({{"vlan", ""}, {"passthrough", " "}})).vlan);
+}
+
+TEST(Properties, OutOfRangeNamesPropertyValueAndRange) {
+    for (const auto* bad : {"0", "4095", "-1", "01", "1e3", "ten", "100 200"}) {
+        const auto msg = error_of([&] { parse_properties(props({{"vlan", bad}})); });
+        EXPECT_NE(msg.find("property vlan"), std::string::npos) << msg;
+        EXPECT_NE(msg.find(std::string("'") + bad + "'"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("1 to 4094"), std::string::npos) << msg;
+    }
+    const auto msg = error_of([] { parse_properties(props({{"passthrough", "yes"}})); });
+    EXPECT_EQ(msg, "property passthrough='yes' is not allowed (allowed: true or false)");
+}
+
+TEST(Properties, PfNamesCannotEscapeSysfs) {
+    for (const auto* bad : {"../etc", "/etc/passwd", "ens1f0,..", ".", "a/b", "ens1f0,,ens1f1", "averyverylongname0"}) {
+        const auto msg = error_of([&] { parse_properties(props({{"sriov_pf", bad}})); });
+        EXPECT_NE(msg.find("property sriov_pf"), std::string::npos) << bad << ": " << msg;
+    }
+    EXPECT_TRUE(is_valid_ifname("enp59s0f1"));
+    EXPECT_TRUE(is_valid_ifname("eth0.100"));
+}
+
+TEST(Config, MissingFileMeansDefaults) {
+    const auto c = load_config("/nonexistent/sriov_passthrough.conf");
+    EXPECT_EQ(c.sysfs_root, "/sys");
+    EXPECT_EQ(c.state_dir, "/run/vdsm/hooks/sriov_passthrough");
+    EXPECT_EQ(c.libvirt_uri, "qemu:///system");
+    EXPECT_EQ(c.lock_timeout, 10u);
+    EXPECT_TRUE(c.networks.empty());
+}
+
+TEST(Config, DesignExampleParses) {
+    std::istringstream in(R"(sysfs_root = /tmp/sys                              # tests point this at a fake tree
+state_dir = /tmp/state  # reservation records
+libvirt_uri = none
+lock_timeout = 3
+reclaim_grace = 0
+check_domains = yes
+
+[network.sriovnet]       # oVirt logical network
+pfs = ens1f0, ens1f1     # PF net devices
+vlan = 100
+[network.other-net_2]
+pfs = ens2f0
+)");
+    const auto c = parse_config(in, "test.conf");
+    EXPECT_EQ(c.sysfs_root, "/tmp/sys");
+    EXPECT_EQ(c.state_dir, "/tmp/state");
+    EXPECT_FALSE(c.libvirt_enabled());
+    EXPECT_EQ(c.lock_timeout, 3u);
+    EXPECT_EQ(c.reclaim_grace, 0u);
+    EXPECT_TRUE(c.check_domains);
+    ASSERT_NE(c.network("sriovnet"), nullptr);
+    EXPECT_EQ(c.network("sriovnet")->pfs, (std::vector<std::string>{"ens1f0", "ens1f1"}));
+    EXPECT_EQ(c.network("sriovnet")->vlan, 100u);
+    ASSERT_NE(c.network("other-net_2"), nullptr);
+    EXPECT_FALSE(c.network("other-net_2")->vlan);
+    EXPECT_EQ(c.network("ovirtmgmt"), nullptr);
+}
+
+TEST(Config, ErrorsNameFileKeyAndValue) {
+    const auto error_for = [](const std::string& text) {
+        std::istringstream in(text);
+        return error_of([&] { parse_config(in, "my.conf"); });
+    };
+    EXPECT_EQ(error_for("lock_timout = 5\n").rfind("configuration my.conf: unknown key 'lock_timout'", 0), 0u);
+    EXPECT_NE(error_for("lock_timeout = 0\n").find("lock_timeout = '0' is not a whole number of seconds from 1"),
+              std::string::npos);
+    EXPECT_NE(error_for("[network.x]\npfs = ens1f0\nvlan = 5000\n").find("[network.x] vlan: '5000' is not a VLAN tag"),
+              std::string::npos);
+    EXPECT_NE(error_for("[network.x]\npfs = ../../etc\n").find("[network.x] pfs"), std::string::npos);
+    EXPECT_NE(error_for("[network.x]\nvlan = 5\n").find("[network.x] has no 'pfs' list"), std::string::npos);
+    EXPECT_NE(error_for("[network.x]\npfs = a\nmtu = 9000\n").find("unknown key 'mtu' in [network.x]"),
+              std::string::npos);
+    EXPECT_NE(error_for("state_dir = relative/path\n").find("is not an absolute path"), std::string::npos);
+    EXPECT_NE(error_for("this line has no equals sign\n").find("configuration my.conf: "), std::string::npos);
+    EXPECT_NE(error_for("lock_timeout = 5\nlock_timeout = 6\n").find("set more than once"), std::string::npos);
+    EXPECT_NE(error_for("check_domains = maybe\n").find("not a boolean"), std::string::npos);
+}
+
+TEST(Pci, ParsesAndFormatsBothSyntaxes) {
+    const auto a = PciAddress::parse("0000:3b:02.1");
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->to_string(), "0000:3b:02.1");
+    EXPECT_EQ(a->bus_attr(), "0x3b");
+    EXPECT_EQ(a->slot_attr(), "0x02");
+    EXPECT_EQ(a->function_attr(), "0x1");
+    EXPECT_EQ(a->domain_attr(), "0x0000");
+    EXPECT_EQ(PciAddress::from_libvirt("0x0000", "0x3b", "0x02", "0x1"), a);
+    EXPECT_EQ(PciAddress::from_libvirt("0", "59", "2", "1"), a);
+    for (const auto* bad : {"0000:3b:02", "0000:3b:20.1", "0000:3b:02.8", "000g:3b:02.1", "0000:3b:02.1 "})
+        EXPECT_FALSE(PciAddress::parse(bad)) << bad;
+    EXPECT_FALSE(PciAddress::from_libvirt("0", "0x3b", "0x20", "0"));
+}
+
+TEST(Text, MacAndUuidNormalisation) {
+    EXPECT_EQ(normalize_mac("00:1A:4a:16:01:51"), "00:1a:4a:16:01:51");
+    EXPECT_FALSE(normalize_mac("00:1a:4a:16:01"));
+    EXPECT_FALSE(normalize_mac("00-1a-4a-16-01-51"));
+    EXPECT_EQ(normalize_uuid("9C1F3D7E-2B44-4A51-8E0C-5D6A7B8C9D01"), "9c1f3d7e-2b44-4a51-8e0c-5d6a7b8c9d01");
+    EXPECT_FALSE(normalize_uuid("9c1f3d7e2b444a518e0c5d6a7b8c9d01"));
+    EXPECT_EQ(parse_decimal("4094"), 4094ul);
+    EXPECT_FALSE(parse_decimal("+1"));
+    EXPECT_FALSE(parse_decimal(""));
+}
+
+}  // namespace
+}  // namespace sriovpt
