@@ -46,10 +46,11 @@ std::vector<std::string> parse_pf_list(std::string_view value) {
 
 VnicProperties parse_properties(const PropertyLookup& lookup) {
     VnicProperties props;
+    // Values are taken as they are, so that the engine's regular expressions
+    // (README) and this parser accept exactly the same strings.
     const auto get = [&](const char* name) -> std::optional<std::string> {
         auto value = lookup(name);
-        if (value && trim(*value).empty()) return std::nullopt;
-        if (value) return std::string(trim(*value));
+        if (value && value->empty()) return std::nullopt;
         return value;
     };
     if (const auto v = get(kPropPassthrough)) props.passthrough = parse_true_false(kPropPassthrough, *v);

@@ -28,7 +28,8 @@ struct VnicProperties {
 using PropertyLookup = std::function<std::optional<std::string>(std::string_view name)>;
 
 // Reads and validates every property through `lookup`. An empty value counts
-// as unset (the engine sends a property the operator left blank as "").
+// as unset (the engine sends a property the operator left blank as "");
+// otherwise values are not trimmed, except around the names of sriov_pf.
 VnicProperties parse_properties(const PropertyLookup& lookup);
 
 // VLAN tag 1..4094, strict decimal; throws Error otherwise.

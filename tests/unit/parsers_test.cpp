@@ -46,7 +46,8 @@ TEST(Properties, ValidValues) {
 }
 
 TEST(Properties, EmptyValueIsUnset) {
-    EXPECT_FALSE(parse_properties(props({{"vlan", ""}, {"passthrough", " "}})).vlan);
+    EXPECT_FALSE(parse_properties(props({{"vlan", ""}, {"passthrough", ""}})).vlan);
+    EXPECT_THROW(parse_properties(props({{"passthrough", " true"}})), Error) << "the engine's regex refuses it too";
 }
 
 TEST(Properties, OutOfRangeNamesPropertyValueAndRange) {
