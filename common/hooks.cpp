@@ -182,7 +182,8 @@ HookOutcome before_device(HookPoint hp, Host& host, pugi::xml_document& doc, con
 // Hotunplug and failed hotplug: give back the VF of this vNIC.
 HookOutcome release_vnic(Host& host, pugi::xml_document& doc, const HookEnv& env) {
     const auto root = require_root(doc, "interface");
-    const auto& v = find_vnics(root).front();
+    const auto vnics = find_vnics(root);
+    const auto& v = vnics.front();
     if (v.mac.empty()) fail("the <interface> has no valid <mac address> ('", v.raw_mac, "')");
     const auto vm_id = require_vm_id(env, root);
     HookOutcome outcome;

@@ -1,0 +1,98 @@
+// The operator's command, run as a program.
+#include <gtest/gtest.h>
+
+#include "harness.hpp"
+
+namespace sriovpt::test {
+namespace {
+
+class Cli : public testing::Test {
+protected:
+    Cli() : host_("[network.sriovnet]\npfs = ens1f0\nvlan = 7\n") {
+        host_.sysfs().add_pf({"ens1f0", "0000:3b:00.0", 3, 8, -1});
+        host_.sysfs().add_pf({"ens2f0", "0000:af:00.0", 1});
+        host_.sysfs().set_vf_driver("ens2f0", 0, "vfio-pci");
+    }
+
+    CommandResult cli(std::vector<std::string> args) {
+        args.insert(args.begin(), {SRIOVPT_CLI, "--config", host_.conf_path()});
+        return run_command(args);
+    }
+
+    TestHost host_;
+};
+
+TEST_F(Cli, RunStartsAVmAsVdsmWouldAndStatusShowsTheHolder) {
+    TempDir dir;
+    const auto domain = dir.path() + "/vm.xml";
+    write_text(domain, make_domain({{"00:1a:4a:16:01:51", "sriovnet", {{"passthrough", "true"}}}}));
+    const auto original = read_text(domain);
+    const auto run = cli({"run", "before_vm_start", "--domxml", domain, "-o", dir.path() + "/out.xml"});
+    EXPECT_EQ(run.status, 0) << run.output;
+    EXPECT_NE(run.output.find("exit status 0"), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find("vNIC 00:1a:4a:16:01:51 on sriovnet -> VF 0000:3b:02.0"), std::string::npos) << run.output;
+    EXPECT_EQ(read_text(domain), original) << "run never modifies its input";
+    EXPECT_NE(read_text(dir.path() + "/out.xml").find("type=\"hostdev\""), std::string::npos);
+
+    const auto json = cli({"status", "--json"});
+    ASSERT_EQ(json.status, 0) << json.output;
+    EXPECT_NE(json.output.find(R"({"pci": "0000:3b:02.0", "pf": "ens1f0", "vf_index": 0, "numa_node": -1, )"
+                               R"("driver": "iavf", "network": "sriovnet", "holder": {"vm_id": ")" +
+                               std::string(kVmId) + R"(", "mac": "00:1a:4a:16:01:51", "vlan": 7)"),
+              std::string::npos) << json.output;
+    EXPECT_NE(json.output.find(R"("pf": "ens2f0", "vf_index": 0, "numa_node": 0, "driver": "vfio-pci", )"
+                               R"("network": null, "holder": null, "state": "foreign-assigned")"),
+              std::string::npos) << json.output;
+    const auto table = cli({"status"});
+    EXPECT_NE(table.output.find("PF      VF  PCI"), std::string::npos) << table.output;
+
+    const auto released = cli({"release", "--vm-id", kVmId, "--mac", "00:1A:4A:16:01:51"});
+    EXPECT_EQ(released.status, 0);
+    EXPECT_NE(released.output.find("released VF 0000:3b:02.0"), std::string::npos) << released.output;
+    EXPECT_TRUE(host_.records().empty());
+    const auto again = cli({"release", "--vm-id", kVmId});
+    EXPECT_EQ(again.status, 0);
+    EXPECT_NE(again.output.find("holds no VF"), std::string::npos);
+}
+
+TEST_F(Cli, RunPassesPropertiesForDeviceHooksAndReportsFailure) {
+    TempDir dir;
+    write_text(dir.path() + "/nic.xml", make_interface("00:1a:4a:16:01:62"));
+    const auto bad = cli({"run", "before_nic_hotplug", "--domxml", dir.path() + "/nic.xml", "--vm-id", kVmId,
+                          "--prop", "passthrough=true", "--prop", "vlan=9999"});
+    EXPECT_EQ(bad.status, 2);
+    EXPECT_NE(bad.output.find("property vlan: '9999' is not a VLAN tag"), std::string::npos) << bad.output;
+    EXPECT_NE(bad.output.find("VDSM refuses the operation"), std::string::npos) << bad.output;
+    const auto good = cli({"run", "before_nic_hotplug", "--domxml", dir.path() + "/nic.xml", "--vm-id", kVmId,
+                           "--prop", "passthrough=true"});
+    EXPECT_EQ(good.status, 0) << good.output;
+    EXPECT_EQ(host_.reservations().size(), 1u);
+}
+
+TEST_F(Cli, UsageErrorsAndHelp) {
+    EXPECT_EQ(cli({"frobnicate"}).status, 2);
+    EXPECT_EQ(cli({"run", "before_vm_sart", "--domxml", "/dev/null"}).status, 1);
+    EXPECT_EQ(cli({"release", "--vm-id", "nope"}).status, 2);
+    for (const auto* command : {"status", "run", "release", "gc", "check"}) {
+        const auto help = cli({command, "--help"});
+        EXPECT_EQ(help.status, 0) << command;
+        EXPECT_NE(help.output.find(std::string("usage: sriov-passthrough ") + command), std::string::npos) << help.output;
+    }
+    const auto version = run_command({SRIOVPT_CLI, "--version"});
+    EXPECT_EQ(version.status, 0);
+    EXPECT_EQ(version.output.rfind("sriov-passthrough ", 0), 0u);
+}
+
+TEST_F(Cli, CheckSaysWhatIsWrong) {
+    host_.write_config("[network.sriovnet]\npfs = ens1f0, ens9f9\n[network.other]\npfs = ens1f0\n");
+    const auto check = cli({"check"});
+    EXPECT_EQ(check.status, 1) << check.output;
+    EXPECT_NE(check.output.find("ok: [network.sriovnet] PF ens1f0: 3 of 8 VFs enabled"), std::string::npos) << check.output;
+    EXPECT_NE(check.output.find("PROBLEM: [network.sriovnet] PF ens9f9: no such network device"), std::string::npos);
+    EXPECT_NE(check.output.find("warning: PF ens1f0 serves several networks (other, sriovnet)"), std::string::npos);
+    host_.write_config("[network.sriovnet]\npfs = ens1f0\n");
+    EXPECT_EQ(cli({"check"}).status, 0);
+}
+
+}  // namespace
+}  // namespace sriovpt::test
