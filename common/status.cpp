@@ -149,6 +149,15 @@ std::string format_status_json(const HostStatus& status) {
                    ", \"note\": ", s.note.empty() ? std::string("null") : json_string(s.note), "}");
     }
     out += first ? "]" : "\n]";
+    out += ", \"pfs\": [";
+    for (size_t i = 0; i < status.pfs.size(); ++i) {
+        const auto& pf = status.pfs[i];
+        out += cat(i ? ",\n  " : "\n  ", "{\"name\": ", json_string(pf.name),
+                   ", \"pci\": ", pf.pci ? json_string(pf.pci->to_string()) : std::string("null"),
+                   ", \"num_vfs\": ", pf.num_vfs, ", \"total_vfs\": ", pf.total_vfs,
+                   ", \"link\": ", json_string(pf.operstate), "}");
+    }
+    out += status.pfs.empty() ? "]" : "\n]";
     out += ", \"notes\": [";
     for (size_t i = 0; i < status.notes.size(); ++i) out += (i ? ", " : "") + json_string(status.notes[i]);
     return out + "]}\n";
@@ -178,7 +187,11 @@ std::string format_status_table(const HostStatus& status) {
         }
         out += line + "\n";
     }
-    if (status.vfs.empty()) out += "(no SR-IOV VFs found)\n";
+    for (const auto& pf : status.pfs) {
+        if (pf.num_vfs == 0)
+            out += cat(pf.name, ": SR-IOV PF with no VFs enabled (sriov_numvfs 0 of ", pf.total_vfs, ")\n");
+    }
+    if (status.pfs.empty()) out += "(no SR-IOV PF found)\n";
     for (const auto& note : status.notes) out += "note: " + note + "\n";
     return out;
 }

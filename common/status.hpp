@@ -39,6 +39,8 @@ struct HostStatus {
 // which holders still run and which VFs running domains use.
 HostStatus collect_status(Host& host, bool ask_libvirt);
 
+// {"vfs": [...], "pfs": [...], "notes": [...]}: the vfs entries in the shape
+// of DESIGN §8, with "state", "netdev", "iommu_group" and "note" added.
 std::string format_status_json(const HostStatus& status);
 std::string format_status_table(const HostStatus& status);
 

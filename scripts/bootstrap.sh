@@ -22,7 +22,7 @@ sudo=""
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
 fi
 # libvirt's embedded QEMU driver, run as root, wants its unprivileged user.
 if [ "$(id -u)" -eq 0 ] && ! getent passwd libvirt-qemu >/dev/null; then
