@@ -134,15 +134,20 @@ private:
 };
 
 // Removes the stale records of `snapshot` (from the store too unless
-// dry_run); returns them with their reasons. Asks libvirt only when some
-// record is old enough for it to matter; `note` says why it could not.
+// dry_run); returns them with their reasons. Records of the VMs in `spare`
+// are kept whatever their age: a VM being started right now is not yet a
+// domain libvirt knows, and its records include those this very call made.
+// Asks libvirt only when some record is old enough for it to matter; `note`
+// says why it could not.
 std::vector<std::pair<Reservation, std::string>> reclaim_stale(Host& host, Snapshot& snapshot, bool dry_run,
-                                                               std::string& note) {
+                                                               std::string& note,
+                                                               const std::set<std::string>& spare = {}) {
     const auto& config = host.config();
     const auto now = host.now();
+    const auto spared = [&](const RecordEntry& e) { return e.record && spare.count(e.record->vm_id) != 0; };
     bool need_libvirt = false;
     for (const auto& e : snapshot.entries) {
-        if (e.record && !staleness(*e.record, host.boot_id, now, config.reclaim_grace, nullptr) &&
+        if (e.record && !spared(e) && !staleness(*e.record, host.boot_id, now, config.reclaim_grace, nullptr) &&
             now - e.record->created >= static_cast<std::int64_t>(config.reclaim_grace))
             need_libvirt = true;
     }
@@ -157,9 +162,9 @@ std::vector<std::pair<Reservation, std::string>> reclaim_stale(Host& host, Snaps
     std::vector<std::pair<Reservation, std::string>> reclaimed;
     auto& entries = snapshot.entries;
     for (auto it = entries.begin(); it != entries.end();) {
-        const auto why = it->record ? staleness(*it->record, host.boot_id, now, config.reclaim_grace,
-                                                running ? &*running : nullptr)
-                                    : std::nullopt;
+        const auto why = it->record && !spared(*it) ? staleness(*it->record, host.boot_id, now, config.reclaim_grace,
+                                                               running ? &*running : nullptr)
+                                                    : std::nullopt;
         if (!why) {
             ++it;
             continue;
@@ -180,6 +185,8 @@ std::vector<Grant> Allocator::reserve(const std::vector<VnicRequest>& requests) 
     const auto lock = store.lock();
     auto snapshot = read_snapshot(host_);
     Chooser chooser(host_, snapshot);
+    std::set<std::string> starting;
+    for (const auto& req : requests) starting.insert(req.vm_id);
     std::vector<Grant> grants;
     bool reclaimed_once = false;
     try {
@@ -197,7 +204,7 @@ std::vector<Grant> Allocator::reserve(const std::vector<VnicRequest>& requests) 
                         // and records of VMs that died unseen may be refilling it.
                         reclaimed_once = true;
                         std::string note;
-                        if (!reclaim_stale(host_, snapshot, false, note).empty()) continue;
+                        if (!reclaim_stale(host_, snapshot, false, note, starting).empty()) continue;
                         if (!note.empty()) {
                             PfTally t;
                             t.missing = note;
@@ -245,8 +252,13 @@ void Allocator::undo(const std::vector<Grant>& grants) {
     auto& store = host_.store();
     const auto lock = store.lock();
     const auto snapshot = read_snapshot(host_);
+    // Only a VF whose record is still the one this grant wrote: since then it
+    // may have been released or reclaimed and given to another vNIC.
     for (const auto& g : grants) {
-        if (g.created && snapshot.find(g.reservation.vm_id, g.reservation.mac)) store.remove(g.reservation.pci);
+        if (!g.created) continue;
+        const auto same = std::any_of(snapshot.entries.begin(), snapshot.entries.end(),
+                                      [&](const auto& e) { return e.record && *e.record == g.reservation; });
+        if (same) store.remove(g.reservation.pci);
     }
 }
 

@@ -239,6 +239,9 @@ bool ReservationStore::create(const Reservation& r) {
     static std::atomic<unsigned> counter{0};
     const auto temp = cat(kTempPrefix, ::getpid(), '-', counter++);
     const auto final_name = file_name(r.pci);
+    // A temporary by this name can only be the leftover of a writer that
+    // died (we hold the lock) and had our pid before: pids are reused.
+    ::unlinkat(dir_fd_, temp.c_str(), 0);
     const int fd = ::openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, kFileMode);
     if (fd < 0) fail("creating a record in ", dir_, ": ", errno_text());
     const auto text = format_record(r);
