@@ -1,0 +1,263 @@
+#!/bin/bash
+# Tests the RPM for real: its contents, then install, upgrade and erase in a
+# scratch root with the rpm of this machine (Debian's is fine).
+#
+#   packaging/test-rpm.sh [--head] [RPM]
+#
+# Without RPM, builds one with packaging/build-rpm.sh (--head: from the commit
+# HEAD rather than the working tree). The upgrade needs a
+# second package with a higher release: it is always built here, from the
+# same tree. Work files go to $SRIOVPT_RPM_WORKDIR (default: build-rpm/ at the
+# top of the tree). Needs root: rpm installs files owned by root and vdsm, and
+# the package's %post runs chrooted in the scratch root.
+#
+# Prints "ok - ..." or "not ok - ..." per check and a summary line; exits
+# non-zero when any check failed.
+set -u -o pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+name=vdsm-hook-sriov-passthrough
+conf=/etc/vdsm/hooks/sriov_passthrough.conf
+tmpfiles=/usr/lib/tmpfiles.d/$name.conf
+state_dir=/run/vdsm/hooks/sriov_passthrough
+hooks_dir=/usr/libexec/vdsm/hooks
+work=${SRIOVPT_RPM_WORKDIR:-$top/build-rpm}/test
+export SRIOVPT_RPM_WORKDIR=$work
+
+passed=0
+failed=0
+ok() { echo "ok - $*"; passed=$((passed + 1)); }
+not_ok() { echo "not ok - $*"; failed=$((failed + 1)); }
+# check DESCRIPTION COMMAND...: one check, passed when COMMAND succeeds.
+check() {
+    local what=$1
+    shift
+    if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+bail_out() {
+    echo "not ok - $*"
+    failed=$((failed + 1))
+    echo "$passed passed, $failed failed (stopped early)"
+    exit 1
+}
+
+if [ "$(id -u)" != 0 ]; then
+    echo "$0: must run as root (rpm --root installs files owned by root and vdsm)" >&2
+    exit 2
+fi
+
+root=
+proc_mounted=no
+cleanup() {
+    if [ "$proc_mounted" = yes ]; then
+        umount "$root/proc" || { echo "$0: cannot unmount $root/proc; left $root" >&2; return; }
+    fi
+    if [ -n "$root" ]; then rm -rf --one-file-system "$root"; fi
+}
+trap cleanup EXIT
+
+mkdir -p "$work"
+version=$(sed -n 's/^project(vdsm-hook-sriov-passthrough VERSION \([0-9][0-9.]*\).*/\1/p' "$top/CMakeLists.txt")
+hook_points=$(sed -n '/^set(SRIOVPT_HOOK_POINTS/,/)/p' "$top/CMakeLists.txt" |
+    sed -e 's/^set(SRIOVPT_HOOK_POINTS//' -e 's/)//' | tr -s ' \n' '\n\n' | sed '/^$/d')
+[ -n "$version" ] && [ -n "$hook_points" ] ||
+    bail_out "read the version and SRIOVPT_HOOK_POINTS from $top/CMakeLists.txt"
+
+# --- The packages ------------------------------------------------------------
+
+source_opt=
+if [ "${1:-}" = --head ]; then
+    source_opt=--head
+    shift
+fi
+if [ $# -ge 1 ]; then
+    rpm1=$1
+else
+    rpm1=$("$top/packaging/build-rpm.sh" $source_opt --release 1 "$work") || bail_out "build the RPM"
+    ok "build-rpm.sh builds $(basename "$rpm1")"
+fi
+[ -f "$rpm1" ] || bail_out "RPM $rpm1 exists"
+q() { rpm -qp "$@" "$rpm1" 2>/dev/null; }
+
+release1=$(q --qf '%{RELEASE}')
+# rpm compares "1.1" > "1", "1.fc39.1" > "1.fc39".
+release2=$release1.1
+rpm2=$("$top/packaging/build-rpm.sh" $source_opt --release "$release2" "$work") ||
+    bail_out "build the upgrade RPM (release $release2)"
+ok "build-rpm.sh builds the upgrade $(basename "$rpm2")"
+
+# --- What the package holds -----------------------------------------------------
+
+check "package name is $name" [ "$(q --qf '%{NAME}')" = "$name" ]
+check "package version is the CMake project version $version" [ "$(q --qf '%{VERSION}')" = "$version" ]
+
+listing=$(q -lv)
+# mode_owner PATH: "MODE OWNER GROUP" of PATH in the package.
+mode_owner() { awk -v p="$1" '$NF == p { print $1, $3, $4 }' <<<"$listing"; }
+
+n=0
+bad=
+for hp in $hook_points; do
+    n=$((n + 1))
+    got=$(mode_owner "$hooks_dir/$hp/50_sriov_passthrough")
+    [ "$got" = "-rwxr-xr-x root root" ] || bad="$bad $hp($got)"
+done
+check "all $n hooks of SRIOVPT_HOOK_POINTS at $hooks_dir/<hook_point>/50_sriov_passthrough, 0755 root:root" [ -z "$bad" ]
+[ -z "$bad" ] || echo "#   wrong or missing:$bad"
+check "no other hook in the package" \
+    [ "$(q -l | grep -c "^$hooks_dir/")" = "$n" ]
+check "/usr/bin/sriov-passthrough, 0755 root:root" \
+    [ "$(mode_owner /usr/bin/sriov-passthrough)" = "-rwxr-xr-x root root" ]
+check "$conf, 0644 root:root" [ "$(mode_owner $conf)" = "-rw-r--r-- root root" ]
+check "rpm -qc lists $conf (and only it)" [ "$(q -c)" = "$conf" ]
+fileflags=$(q --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]')
+check "$conf is %config(noreplace)" grep -qx "$conf cn" <<<"$fileflags"
+check "$tmpfiles, 0644 root:root" [ "$(mode_owner $tmpfiles)" = "-rw-r--r-- root root" ]
+check "state dir $state_dir is a %ghost directory 0750 vdsm:kvm" \
+    eval '[ "$(mode_owner $state_dir)" = "drwxr-x--- vdsm kvm" ] && grep -qx "$state_dir g" <<<"$fileflags"'
+check "man page sriov-passthrough.8 in /usr/share/man/man8" \
+    grep -Eq '^/usr/share/man/man8/sriov-passthrough\.8(\.gz|\.bz2|\.xz|\.zst)?$' <(q -l)
+check "README.md is %doc" grep -Eq '^/usr/share/doc/[^ ]*/README\.md d$' <<<"$fileflags"
+check "LICENSE is %license" grep -Eq '^/usr/share/licenses/[^ ]*/LICENSE l$' <<<"$fileflags"
+check "every file is owned by root except the state dir" \
+    [ -z "$(awk -v s="$state_dir" '$NF != s && ($3 != "root" || $4 != "root")' <<<"$listing")" ]
+check "Requires: vdsm" grep -qx 'vdsm' <(q -R)
+check "Conflicts: vdsm-hook-sriov" grep -qx 'vdsm-hook-sriov' <(q --conflicts)
+check "%post applies the tmpfiles.d entry" \
+    grep -q "systemd-tmpfiles --create $tmpfiles" <(q --scripts)
+
+# --- Install into a scratch root ---------------------------------------------------
+
+root=$(mktemp -d "$work/root.XXXXXX")
+log=$work/rpm.log
+: >"$log"
+r() { rpm --root "$root" --dbpath /var/lib/rpm "$@" 2>>"$log"; }
+
+# A root with the users of an oVirt host and just enough for the scriptlet:
+# /bin/sh and systemd-tmpfiles with their libraries, and /proc.
+mkdir -p "$root/etc" "$root/proc"
+printf 'root:x:0:0:root:/root:/bin/sh\nvdsm:x:36:36:Node Virtualization Manager:/var/lib/vdsm:/sbin/nologin\n' >"$root/etc/passwd"
+printf 'root:x:0:\nkvm:x:36:vdsm\n' >"$root/etc/group"
+for program in /bin/sh "$(command -v systemd-tmpfiles)"; do
+    for file in "$program" $(ldd "$program" | grep -o '/[^ ]*'); do
+        mkdir -p "$root$(dirname "$file")"
+        cp -L "$file" "$root$file"
+    done
+done
+if mount -t proc proc "$root/proc" 2>/dev/null; then proc_mounted=yes; fi
+# Every file of the root but the rpm database and /proc, for the end.
+files_in_root() { (cd "$root" && find . \( -path ./var/lib/rpm -o -path ./proc \) -prune -o ! -type d -print | sort); }
+before=$(files_in_root)
+
+r --initdb || bail_out "rpm --initdb in the scratch root (see $log)"
+r --nodeps -i "$rpm1" >>"$log"
+check "rpm -i into the scratch root" r -q "$name" --quiet
+check "no scriptlet failed during install" eval '! grep -q "scriptlet failed" "$log"'
+check "rpm -V: installed files match the package" eval 'r -V --nodeps "$name" >>"$log"'
+
+bad=
+for hp in $hook_points; do
+    f=$root$hooks_dir/$hp/50_sriov_passthrough
+    [ "$(stat -c '%a %U %G' "$f" 2>/dev/null)" = "755 root root" ] || bad="$bad $hp"
+done
+check "installed hooks are 0755 root:root" [ -z "$bad" ]
+
+if [ "$proc_mounted" = yes ]; then
+    check "%post created $state_dir, 0750 vdsm:kvm" \
+        [ "$(stat -c '%a %u %g' "$root$state_dir" 2>/dev/null)" = "750 36 36" ]
+else
+    echo "# cannot mount /proc in the scratch root: %post cannot run systemd-tmpfiles; checking the entry directly"
+    systemd-tmpfiles --root="$root" --create "$root$tmpfiles" >>"$log" 2>&1
+    check "the tmpfiles.d entry creates $state_dir, 0750 vdsm:kvm" \
+        [ "$(stat -c '%a %u %g' "$root$state_dir" 2>/dev/null)" = "750 36 36" ]
+fi
+
+# The installed programs, run from the scratch root with this host's
+# libraries, and the installed sample configuration.
+export SRIOV_PASSTHROUGH_CONF=$root$conf
+cat >"$work/plain.xml" <<'EOF'
+<?xml version="1.0" encoding="utf-8"?>
+<domain type="kvm" xmlns:ovirt-vm="http://ovirt.org/vm/1.0">
+  <name>plain</name>
+  <uuid>3f6a1a2e-5b7c-4d8e-9f00-112233445566</uuid>
+  <devices>
+    <interface type="bridge">
+      <model type="virtio"/>
+      <source bridge="ovirtmgmt"/>
+      <mac address="00:1a:4a:16:01:50"/>
+    </interface>
+  </devices>
+  <metadata>
+    <ovirt-vm:vm/>
+  </metadata>
+</domain>
+EOF
+sed -e 's/ovirtmgmt/sriovnet/' \
+    -e 's|<ovirt-vm:vm/>|<ovirt-vm:vm><ovirt-vm:device mac_address="00:1a:4a:16:01:50"><ovirt-vm:custom><ovirt-vm:passthrough>true</ovirt-vm:passthrough></ovirt-vm:custom></ovirt-vm:device></ovirt-vm:vm>|' \
+    "$work/plain.xml" >"$work/passthrough.xml"
+
+hook=$root$hooks_dir/before_vm_start/50_sriov_passthrough
+cp "$work/plain.xml" "$work/domxml"
+_hook_domxml=$work/domxml vmId=3f6a1a2e-5b7c-4d8e-9f00-112233445566 "$hook" >/dev/null 2>"$work/hook.err"
+status=$?
+check "installed before_vm_start hook: no passthrough vNIC -> exit 0, XML unchanged" \
+    eval '[ $status = 0 ] && cmp -s "$work/plain.xml" "$work/domxml"'
+cp "$work/passthrough.xml" "$work/domxml"
+_hook_domxml=$work/domxml vmId=3f6a1a2e-5b7c-4d8e-9f00-112233445566 "$hook" >/dev/null 2>"$work/hook.err"
+status=$?
+check "installed hook reads the sample configuration: passthrough vNIC, no PF pool -> exit 2, XML unchanged" \
+    eval '[ $status = 2 ] && cmp -s "$work/passthrough.xml" "$work/domxml" && grep -q "no PF pool configured for network sriovnet" "$work/hook.err"'
+[ $status = 2 ] || sed 's/^/#   /' "$work/hook.err"
+
+cli=$root/usr/bin/sriov-passthrough
+check "installed sriov-passthrough --version prints $version" \
+    grep -qF "$version" <("$cli" --version 2>&1)
+check "installed sriov-passthrough --help exits 0" eval '"$cli" --help >/dev/null 2>&1'
+if command -v groff >/dev/null; then
+    man_page=$(ls "$root"/usr/share/man/man8/sriov-passthrough.8*)
+    check "man page renders without groff warnings" \
+        eval '[ -z "$(zcat -f "$man_page" | groff -man -Tutf8 -ww -z 2>&1)" ]'
+fi
+
+# --- Upgrade, keeping a modified configuration --------------------------------------
+
+printf '\n# changed by the administrator\nlock_timeout = 20\n' >>"$root$conf"
+modified=$(cat "$root$conf")
+r --nodeps -U "$rpm2" >>"$log"
+check "rpm -U to release $release2" [ "$(r -q --qf '%{RELEASE}' "$name")" = "$release2" ]
+check "only one version installed after the upgrade" [ "$(r -q "$name" | wc -l)" = 1 ]
+check "upgrade kept the modified $conf" eval '[ "$(cat "$root$conf")" = "$modified" ]'
+check "upgrade made no .rpmnew (the packaged file did not change)" [ ! -e "$root$conf.rpmnew" ]
+check "no scriptlet failed during upgrade" eval '! grep -q "scriptlet failed" "$log"'
+
+# --- Erase -----------------------------------------------------------------------
+
+r -e "$name" >>"$log"
+check "rpm -e" eval '! r -q "$name" --quiet'
+check "erase saved the modified configuration as $conf.rpmsave" \
+    eval '[ "$(cat "$root$conf.rpmsave" 2>/dev/null)" = "$modified" ]'
+left=
+while read -r path; do
+    if [ -e "$root$path" ]; then left="$left $path"; fi
+done < <(rpm -qlp "$rpm2" 2>/dev/null)
+check "erase removed every file of the package (state dir included)" [ -z "$left" ]
+[ -z "$left" ] || echo "#   left:$left"
+new_files=$(comm -13 <(echo "$before") <(files_in_root))
+check "nothing new in the scratch root but $conf.rpmsave" [ "$new_files" = ".$conf.rpmsave" ]
+[ "$new_files" = ".$conf.rpmsave" ] || sed 's/^/#   /' <<<"$new_files"
+
+# --- rpmlint ----------------------------------------------------------------------
+
+if command -v rpmlint >/dev/null; then
+    if rpmlint -r "$top/packaging/$name.rpmlintrc" "$rpm1" >"$work/rpmlint.log" 2>&1; then
+        ok "rpmlint: no errors ($(grep -c ': W: ' "$work/rpmlint.log") warnings; see $work/rpmlint.log)"
+    else
+        not_ok "rpmlint reports errors"
+        grep ': E: ' "$work/rpmlint.log" | sed 's/^/#   /'
+    fi
+else
+    echo "# rpmlint is not installed: not run"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
