@@ -2,6 +2,8 @@
 // and the host; the runner (runner.hpp) owns files, environment and exit codes.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <optional>
 #include <pugixml.hpp>
 #include <string>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "allocator.hpp"
+#include "attacher.hpp"
 #include "host.hpp"
 #include "properties.hpp"
 
@@ -38,6 +41,9 @@ bool is_before_hook(HookPoint hp);
 struct HookEnv {
     std::optional<std::string> vm_id;   // $vmId
     PropertyLookup properties;          // custom properties in the environment
+    // How after_vm_migrate_destination hot-plugs a failover VF; unset: libvirt
+    // at the configuration's libvirt_uri, bounded by lock_timeout.
+    std::function<std::unique_ptr<DeviceAttacher>(Host&)> attacher;
 };
 
 struct HookOutcome {

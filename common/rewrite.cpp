@@ -2,6 +2,8 @@
 
 #include <string_view>
 
+#include "error.hpp"
+
 namespace sriovpt {
 
 namespace {
@@ -84,6 +86,66 @@ RewriteResult rewrite_to_hostdev(pugi::xml_node iface, const VfBinding& vf) {
     iface.parent().remove_child(iface);
     result.node = out;
     return result;
+}
+
+std::string failover_alias(pugi::xml_node persistent) {
+    const std::string alias = persistent.child("alias").attribute("name").as_string();
+    if (alias.empty()) fail("has failover=true but no <alias name>; the VF names its virtio partner by alias");
+    // formatdomain, "Teaming a virtio/hostdev NIC pair", NB1; libvirt 9.0
+    // drops any other alias at define and keeps the dangling persistent=.
+    if (alias.rfind("ua-", 0) != 0)
+        fail("has failover=true but its alias '", alias, "' does not start with 'ua-' (libvirt keeps only such "
+             "user aliases, and the VF must name its virtio partner by one)");
+    return alias;
+}
+
+bool is_failover_vf(pugi::xml_node iface) {
+    const auto teaming = iface.child("teaming");
+    return std::string_view(iface.attribute("type").as_string()) == "hostdev" &&
+           std::string_view(teaming.attribute("type").as_string()) == "transient" &&
+           !std::string_view(teaming.attribute("persistent").as_string()).empty();
+}
+
+pugi::xml_node append_failover_vf(pugi::xml_node parent, pugi::xml_node persistent, const VfBinding& vf) {
+    const auto alias = failover_alias(persistent);
+    auto out = parent.append_child("interface");
+    out.append_attribute("type") = "hostdev";
+    out.append_attribute("managed") = "yes";
+    out.append_copy(persistent.child("mac"));
+    out.append_child("driver").append_attribute("name") = "vfio";
+    auto address = out.append_child("source").append_child("address");
+    address.append_attribute("type") = "pci";
+    address.append_attribute("domain") = vf.pci.domain_attr().c_str();
+    address.append_attribute("bus") = vf.pci.bus_attr().c_str();
+    address.append_attribute("slot") = vf.pci.slot_attr().c_str();
+    address.append_attribute("function") = vf.pci.function_attr().c_str();
+    if (vf.vlan) out.append_child("vlan").append_child("tag").append_attribute("id") = *vf.vlan;
+    if (const auto link = persistent.child("link")) out.append_copy(link);
+    auto teaming = out.append_child("teaming");
+    teaming.append_attribute("type") = "transient";
+    teaming.append_attribute("persistent") = alias.c_str();
+    return out;
+}
+
+void check_failover_member(pugi::xml_node iface) {
+    if (!iface.child("mac")) fail("has failover=true but no <mac address>");
+    // libvirt's QEMU driver: "virtio-net teaming persistent interface must be
+    // <model type='virtio'/>" (qemu_validate.c).
+    const std::string_view model = iface.child("model").attribute("type").as_string();
+    if (model != "virtio")
+        fail("has failover=true but its model is '", model.empty() ? "none" : model,
+             "'; the persistent member of a failover pair must be virtio");
+    failover_alias(iface);
+}
+
+FailoverResult rewrite_to_failover(pugi::xml_node iface, const VfBinding& vf) {
+    check_failover_member(iface);
+    while (const auto old = iface.child("teaming")) iface.remove_child(old);
+    iface.append_child("teaming").append_attribute("type") = "persistent";
+    // Built in a scratch document, then copied right after iface.
+    pugi::xml_document scratch;
+    const auto vf_node = append_failover_vf(scratch, iface, vf);
+    return {iface, iface.parent().insert_copy_after(vf_node, iface)};
 }
 
 }  // namespace sriovpt

@@ -33,4 +33,43 @@ struct RewriteResult {
 };
 RewriteResult rewrite_to_hostdev(pugi::xml_node iface, const VfBinding& vf);
 
+// The failover pair of libvirt's "Teaming a virtio/hostdev NIC pair"
+// (formatdomain, since libvirt 6.1 and QEMU 4.2): `iface`, a virtio bridge
+// vNIC, stays where it is with everything it had, plus <teaming
+// type="persistent"/> (an existing <teaming> is replaced); right after it
+// comes the VF (failover_vf_interface). The guest's net_failover driver pairs
+// the two by MAC and prefers the VF; QEMU unplugs the VF for a migration.
+// Throws Error when `iface` cannot be a persistent member: no <mac>, no
+// virtio <model>, or an alias not starting with "ua-" (libvirt only keeps
+// user aliases that start with "ua-"; any other is replaced at define, and
+// the VF's persistent= would then name nothing).
+struct FailoverResult {
+    pugi::xml_node persistent;   // `iface`
+    pugi::xml_node transient;    // the new hostdev <interface>
+};
+FailoverResult rewrite_to_failover(pugi::xml_node iface, const VfBinding& vf);
+
+// Appends to `parent` the transient member for the persistent vNIC
+// `persistent` (what rewrite_to_failover inserts, and what is hot-plugged
+// when a VM arrives without its VF):
+//   <interface type="hostdev" managed="yes">
+//     <mac/> (the persistent member's) <driver name="vfio"/>
+//     <source><address type="pci" .../></source> <vlan/> (with a VLAN)
+//     <link/> (the persistent member's, if any)
+//     <teaming type="transient" persistent="ALIAS"/>
+//   </interface>
+// No guest <address>: libvirt places it on a free hot-pluggable port.
+pugi::xml_node append_failover_vf(pugi::xml_node parent, pugi::xml_node persistent, const VfBinding& vf);
+
+// Whether `iface` can be the persistent member of a failover pair (the
+// checks of rewrite_to_failover, without changing anything); throws Error.
+void check_failover_member(pugi::xml_node iface);
+
+// The alias of a failover persistent member, checked as above; throws Error.
+std::string failover_alias(pugi::xml_node persistent);
+
+// True when `iface` is the transient member of a failover pair: a hostdev
+// <interface> with <teaming type="transient" persistent="..."/>.
+bool is_failover_vf(pugi::xml_node iface);
+
 }  // namespace sriovpt

@@ -83,7 +83,7 @@ int run(HookPoint hp) {
         } else if (const auto parsed = parse_xml(doc, text); !parsed) {
             fail("the XML in ", *path, " is malformed at byte ", parsed.offset, ": ", parsed.description());
         }
-        outcome = run_hook_point(hp, host, doc, HookEnv{env_value("vmId"), env_value});
+        outcome = run_hook_point(hp, host, doc, HookEnv{env_value("vmId"), env_value, {}});
         if (outcome.xml_changed) {
             try {
                 replace_file(*path, serialize_xml(doc));
