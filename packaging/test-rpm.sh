@@ -57,19 +57,24 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$work"
-version=$(sed -n 's/^project(vdsm-hook-sriov-passthrough VERSION \([0-9][0-9.]*\).*/\1/p' "$top/CMakeLists.txt")
-hook_points=$(sed -n '/^set(SRIOVPT_HOOK_POINTS/,/)/p' "$top/CMakeLists.txt" |
+source_opt=
+if [ "${1:-}" = --head ]; then
+    source_opt=--head
+    shift
+fi
+if [ -n "$source_opt" ]; then
+    cmakelists=$(git -C "$top" show HEAD:CMakeLists.txt)
+else
+    cmakelists=$(cat "$top/CMakeLists.txt")
+fi
+version=$(sed -n 's/^project(vdsm-hook-sriov-passthrough VERSION \([0-9][0-9.]*\).*/\1/p' <<<"$cmakelists")
+hook_points=$(sed -n '/^set(SRIOVPT_HOOK_POINTS/,/)/p' <<<"$cmakelists" |
     sed -e 's/^set(SRIOVPT_HOOK_POINTS//' -e 's/)//' | tr -s ' \n' '\n\n' | sed '/^$/d')
 [ -n "$version" ] && [ -n "$hook_points" ] ||
     bail_out "read the version and SRIOVPT_HOOK_POINTS from $top/CMakeLists.txt"
 
 # --- The packages ------------------------------------------------------------
 
-source_opt=
-if [ "${1:-}" = --head ]; then
-    source_opt=--head
-    shift
-fi
 if [ $# -ge 1 ]; then
     rpm1=$1
 else
