@@ -156,7 +156,7 @@ std::vector<std::pair<Reservation, std::string>> reclaim_stale(Host& host, Snaps
         try {
             running = host.domains().running_vm_ids();
         } catch (const Error& e) {
-            note = cat("could not ask libvirt which VMs run, so no reservation was reclaimed: ", e.what());
+            note = cat("could not ask libvirt which VMs run, so no reservation of this boot was reclaimed: ", e.what());
         }
     }
     std::vector<std::pair<Reservation, std::string>> reclaimed;
