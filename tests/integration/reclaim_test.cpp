@@ -3,9 +3,13 @@
 // domains, some using VFs of the fake host (see the file). The real hooks
 // and the real command, as VDSM and an operator run them.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 
@@ -252,6 +256,37 @@ TEST_F(Reclaim, UnreachableLibvirtStillFailsCleanly) {
     const auto gc = cli({"gc"});
     EXPECT_EQ(gc.status, 0) << gc.output;
     EXPECT_NE(gc.output.find("note: could not ask libvirt which VMs run"), std::string::npos) << gc.output;
+    EXPECT_EQ(store_files(), before);
+}
+
+TEST_F(Reclaim, LibvirtThatNeverAnswersIsWaitedForAtMostLockTimeout) {
+    // A socket that takes connections (the kernel queues them) and never
+    // says a word: a libvirtd that hangs.
+    const auto socket_path = host_.dir() + "/hung-libvirt-sock";
+    const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(listener, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    ASSERT_LT(socket_path.size(), sizeof addr.sun_path);
+    std::strcpy(addr.sun_path, socket_path.c_str());
+    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(::listen(listener, 16), 0);
+
+    write_text(host_.conf_path(), "sysfs_root = " + host_.dir() + "/sys\nstate_dir = " + host_.state_dir() +
+                                      "\nlibvirt_uri = qemu+unix:///system?socket=" + socket_path +
+                                      "\nlock_timeout = 2\nreclaim_grace = 0\n[network.sriovnet]\npfs = ens1f0\n");
+    fill_pool();
+    const auto before = store_files();
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto run = start();
+    const auto took = std::chrono::steady_clock::now() - t0;
+    ::close(listener);
+    EXPECT_EQ(run.status, 2) << run.err;
+    EXPECT_NE(run.err.find("could not ask libvirt which VMs run, so no reservation of this boot was reclaimed: "
+                           "libvirt at qemu+unix:///system?socket=" + socket_path + " did not answer within 2 s"),
+              std::string::npos)
+        << run.err;
+    EXPECT_LT(took, std::chrono::seconds(8)) << "the hook must not hang with libvirt";
     EXPECT_EQ(store_files(), before);
 }
 
