@@ -69,40 +69,36 @@ public:
     Chooser(Host& host, const Snapshot& snapshot) : host_(host), snapshot_(snapshot) {}
 
     // The free VF for `req`, or nullopt with `tallies` saying why there is none.
+    // PFs are tried least held first (pool order breaks ties), and sysfs is
+    // read only for the PFs tried: a start usually reads one PF and one VF.
     std::optional<VfInfo> choose(const VnicRequest& req, std::vector<PfTally>& tallies) {
-        tallies.clear();
+        tallies.assign(req.pfs.size(), PfTally{});
         const auto blocked = snapshot_.blocked();
-        struct Candidate {
-            PfInfo pf;
-            unsigned held;
-            size_t tally;
-        };
-        std::vector<Candidate> pfs;
-        for (const auto& name : req.pfs) {
-            PfTally tally;
+        std::vector<std::pair<unsigned, size_t>> order;  // (held, position in the pool)
+        for (size_t k = 0; k < req.pfs.size(); ++k) order.emplace_back(snapshot_.held_on(req.pfs[k]), k);
+        std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+        for (const auto& [held, k] : order) {
+            const auto& name = req.pfs[k];
+            auto& tally = tallies[k];
             tally.name = name;
-            auto pf = host_.inventory().pf(name);
+            const auto& pf = pf_info(name);
             if (!pf) {
                 tally.missing = "is not an SR-IOV PF on this host (no class/net/" + name + "/device/sriov_totalvfs)";
-            } else if (pf->num_vfs == 0) {
-                tally.missing = "has no VFs enabled (sriov_numvfs is 0)";
-            } else {
-                pfs.push_back({*pf, snapshot_.held_on(name), tallies.size()});
-                tally.vfs = pf->num_vfs;
+                continue;
             }
-            tallies.push_back(std::move(tally));
-        }
-        std::stable_sort(pfs.begin(), pfs.end(), [](const auto& a, const auto& b) { return a.held < b.held; });
-        for (const auto& c : pfs) {
-            auto& tally = tallies[c.tally];
-            for (unsigned i = 0; i < c.pf.num_vfs; ++i) {
-                const auto pci = host_.inventory().vf_address(c.pf, i);
+            if (pf->num_vfs == 0) {
+                tally.missing = "has no VFs enabled (sriov_numvfs is 0)";
+                continue;
+            }
+            tally.vfs = pf->num_vfs;
+            for (unsigned i = 0; i < pf->num_vfs; ++i) {
+                const auto pci = host_.inventory().vf_address(*pf, i);
                 if (!pci) continue;
                 if (blocked.count(*pci)) {
                     ++tally.held;
                     continue;
                 }
-                auto vf = host_.inventory().vf(c.pf, i);
+                auto vf = host_.inventory().vf(*pf, i);
                 if (!vf) continue;
                 if (is_assignment_driver(vf->driver)) {
                     ++tally.assigned;
@@ -119,6 +115,14 @@ public:
     }
 
 private:
+    // The PF as sysfs shows it, read once per reservation (it does not
+    // change under a hook, and each read resolves several symlinks).
+    const std::optional<PfInfo>& pf_info(const std::string& name) {
+        auto it = pfs_.find(name);
+        if (it == pfs_.end()) it = pfs_.emplace(name, host_.inventory().pf(name)).first;
+        return it->second;
+    }
+
     bool used_by_domains(const PciAddress& pci) {
         if (!host_.config().check_domains) return false;
         if (!in_use_) {
@@ -131,6 +135,7 @@ private:
     Host& host_;
     const Snapshot& snapshot_;
     std::optional<std::map<PciAddress, std::string>> in_use_;
+    std::map<std::string, std::optional<PfInfo>> pfs_;
 };
 
 // Removes the stale records of `snapshot` (from the store too unless

@@ -1,0 +1,355 @@
+// Whole-process timings of the real hook executables (BENCHMARKS.md).
+//
+// A hook is a process started by VDSM for every VM start, so what matters is
+// the cost of the whole process: exec, dynamic loading, start-up, work, exit.
+// The machine these run on is shared and noisy, so every figure is a ratio
+// against the cheapest process there is (bench_trivial, `int main(void){return
+// 0;}`), spawned the same way and interleaved with the hook (trivial, hook,
+// trivial, hook, ...), and reported as medians.
+//
+// Honesty: before_vm_start reserves VFs. Every timed run starts from the
+// same state (an empty store): after each timed run, after_vm_destroy gives
+// the VFs back outside the timed part, and the result is checked (exit 0,
+// the expected number of hostdev vNICs, no record left).
+//
+//   bench_processes [--runs N] [--rounds N] [--quick]
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "harness.hpp"
+
+extern char** environ;
+
+namespace sriovpt::bench {
+namespace {
+
+using test::TestHost;
+using test::TestVnic;
+
+double now_us() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
+}
+
+// An environment as VDSM gives a hook (only what the hook reads, plus PATH).
+class Env {
+public:
+    explicit Env(const std::map<std::string, std::string>& vars) {
+        for (const auto& [k, v] : vars) strings_.push_back(k + "=" + v);
+        for (auto& s : strings_) pointers_.push_back(s.data());
+        pointers_.push_back(nullptr);
+    }
+    char* const* envp() const { return pointers_.data(); }
+
+private:
+    std::vector<std::string> strings_;
+    std::vector<char*> pointers_;
+};
+
+// Starts `exe` with stdin/stdout from /dev/null and stderr to `err_path`
+// (or /dev/null). posix_spawn (vfork+exec in glibc): the spawning cost does
+// not depend on the size of this process.
+pid_t start(const std::string& exe, const Env& env, const std::string& err_path = "/dev/null") {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char* argv[] = {const_cast<char*>(exe.c_str()), nullptr};
+    pid_t pid = -1;
+    const int rc = posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv, env.envp());
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) throw std::runtime_error("cannot start " + exe + ": " + std::strerror(rc));
+    return pid;
+}
+
+int wait_for(pid_t pid) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) throw std::runtime_error("waitpid failed");
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Microseconds from spawn to reaped exit; the exit status in `status`.
+double timed_run(const std::string& exe, const Env& env, int& status, const std::string& err_path = "/dev/null") {
+    const double t0 = now_us();
+    const pid_t pid = start(exe, env, err_path);
+    status = wait_for(pid);
+    return now_us() - t0;
+}
+
+double percentile(std::vector<double> v, double p) {
+    if (v.empty()) return NAN;
+    std::sort(v.begin(), v.end());
+    const double pos = p / 100.0 * static_cast<double>(v.size() - 1);
+    const auto lo = static_cast<size_t>(std::floor(pos));
+    const auto hi = static_cast<size_t>(std::ceil(pos));
+    return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+}
+double median(const std::vector<double>& v) { return percentile(v, 50); }
+
+size_t count(const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (auto pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
+    return n;
+}
+
+std::string mac_of(unsigned vm, unsigned nic) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "00:1a:4a:%02x:%02x:%02x", (vm >> 8) & 0xff, vm & 0xff, nic & 0xff);
+    return buf;
+}
+
+std::string vm_id_of(unsigned vm) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "9c1f3d7e-2b44-4a51-8e0c-%012x", vm);
+    return buf;
+}
+
+// A domain of `nics` bridge vNICs on sriovnet, the first `passthrough` of
+// them marked passthrough=true, in the shape the engine sends.
+std::string domain(unsigned vm, unsigned nics, unsigned passthrough) {
+    std::vector<TestVnic> vnics;
+    for (unsigned i = 0; i < nics; ++i) {
+        TestVnic v{mac_of(vm, i)};
+        if (i < passthrough) v.props = {{"passthrough", "true"}};
+        vnics.push_back(v);
+    }
+    return test::make_domain(vnics, vm_id_of(vm), "vm" + std::to_string(vm));
+}
+
+// 8 PFs of `vfs_per_pf` VFs each, all serving sriovnet.
+std::unique_ptr<TestHost> make_host(unsigned vfs_per_pf) {
+    std::string pfs;
+    for (unsigned i = 0; i < 8; ++i) pfs += (i ? ", ens" : "ens") + std::to_string(i + 1) + "f0";
+    auto host = std::make_unique<TestHost>("[network.sriovnet]\npfs = " + pfs + "\nvlan = 100\n");
+    for (unsigned i = 0; i < 8; ++i) {
+        char pci[16];
+        std::snprintf(pci, sizeof pci, "0000:%02x:00.0", 0x10 + 4 * i);
+        host->sysfs().add_pf({"ens" + std::to_string(i + 1) + "f0", pci, vfs_per_pf, vfs_per_pf});
+    }
+    return host;
+}
+
+struct Row {
+    std::string name;
+    double trivial_us = NAN;
+    double hook_us = NAN;
+    double ratio = NAN;
+    std::string target;   // "≤ 3×", or empty
+    bool ok = true;
+    std::string note;
+};
+
+// One before_vm_start case: `runs` interleaved pairs (trivial, hook); the
+// hook's result is checked and its VFs released outside the timing.
+Row vm_start_case(const std::string& name, TestHost& host, unsigned nics, unsigned passthrough, unsigned runs,
+                  double target) {
+    const std::string xml = domain(1, nics, passthrough);
+    const auto xml_path = host.dir() + "/domxml";
+    const auto err_path = host.dir() + "/stderr";
+    const Env env({{"PATH", "/usr/bin:/bin"},
+                   {"_hook_domxml", xml_path},
+                   {"vmId", vm_id_of(1)},
+                   {"SRIOV_PASSTHROUGH_CONF", host.conf_path()}});
+    const std::string hook = test::hook_path("before_vm_start");
+    const std::string destroy = test::hook_path("after_vm_destroy");
+    std::vector<double> trivial, hooked;
+    // Warm-up (page cache, dentries), not counted.
+    for (unsigned i = 0; i < 3 + runs; ++i) {
+        test::write_text(xml_path, xml);
+        int status = 0;
+        const double t = timed_run(SRIOVPT_BENCH_TRIVIAL, env, status);
+        const double h = timed_run(hook, env, status, err_path);
+        if (status != 0) throw std::runtime_error(name + ": before_vm_start failed: " + test::read_text(err_path));
+        const auto out = test::read_text(xml_path);
+        if (count(out, "<interface type=\"hostdev\"") != passthrough)
+            throw std::runtime_error(name + ": expected " + std::to_string(passthrough) + " hostdev vNICs");
+        if (passthrough) {
+            timed_run(destroy, env, status, err_path);
+            if (status != 0)
+                throw std::runtime_error(name + ": after_vm_destroy failed: " + test::read_text(err_path));
+            if (!host.records().empty()) throw std::runtime_error(name + ": records left after after_vm_destroy");
+        }
+        if (i >= 3) {
+            trivial.push_back(t);
+            hooked.push_back(h);
+        }
+    }
+    Row row;
+    row.name = name;
+    row.trivial_us = median(trivial);
+    row.hook_us = median(hooked);
+    row.ratio = row.hook_us / row.trivial_us;
+    if (target > 0) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "≤ %.1f×", target);
+        row.target = buf;
+        row.ok = row.ratio <= target;
+    }
+    return row;
+}
+
+// `vms` before_vm_start processes started at once, each a different VM with
+// 4 vNICs of which 2 pass through, over 8×64 VFs. Repeated `rounds` times
+// (VFs released between rounds, untimed).
+struct BulkResult {
+    std::vector<double> latency_us;   // spawn to exit, every start of every round
+    std::vector<double> throughput;   // starts per second, one per round
+    unsigned failures = 0;
+};
+
+BulkResult bulk_case(unsigned vms, unsigned rounds) {
+    auto host = make_host(64);
+    std::vector<std::string> xmls;
+    for (unsigned vm = 0; vm < vms; ++vm) xmls.push_back(domain(100 + vm, 4, 2));
+    BulkResult result;
+    const std::string hook = test::hook_path("before_vm_start");
+    const std::string destroy = test::hook_path("after_vm_destroy");
+    for (unsigned round = 0; round < rounds; ++round) {
+        std::vector<std::unique_ptr<Env>> envs;
+        for (unsigned vm = 0; vm < vms; ++vm) {
+            const auto path = host->dir() + "/domxml-" + std::to_string(vm);
+            test::write_text(path, xmls[vm]);
+            envs.push_back(std::make_unique<Env>(std::map<std::string, std::string>{
+                {"PATH", "/usr/bin:/bin"},
+                {"_hook_domxml", path},
+                {"vmId", vm_id_of(100 + vm)},
+                {"SRIOV_PASSTHROUGH_CONF", host->conf_path()}}));
+        }
+        std::map<pid_t, double> started;
+        const double t0 = now_us();
+        for (unsigned vm = 0; vm < vms; ++vm)
+            started[start(hook, *envs[vm], host->dir() + "/stderr-" + std::to_string(vm))] = now_us();
+        double last = t0;
+        while (!started.empty()) {
+            int status = 0;
+            const pid_t pid = ::waitpid(-1, &status, 0);
+            if (pid < 0) {
+                if (errno == EINTR) continue;
+                throw std::runtime_error("waitpid failed");
+            }
+            const double t = now_us();
+            last = t;
+            const auto it = started.find(pid);
+            if (it == started.end()) continue;
+            result.latency_us.push_back(t - it->second);
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++result.failures;
+            started.erase(it);
+        }
+        result.throughput.push_back(vms / ((last - t0) / 1e6));
+        // Every VM must hold 2 VFs, all distinct.
+        std::set<std::string> vfs;
+        const auto held = host->reservations();
+        for (const auto& r : held) vfs.insert(r.pci.to_string());
+        if (held.size() != 2 * vms || vfs.size() != held.size()) {
+            std::fprintf(stderr, "bulk: %zu records (%zu distinct VFs) for %u VMs\n", held.size(), vfs.size(), vms);
+            ++result.failures;
+        }
+        for (unsigned vm = 0; vm < vms; ++vm) {
+            int status = 0;
+            timed_run(destroy, *envs[vm], status);
+            if (status != 0) ++result.failures;
+        }
+        if (!host->records().empty()) ++result.failures;
+    }
+    return result;
+}
+
+void print_rows(const std::vector<Row>& rows) {
+    std::printf("| case | trivial median (µs) | hook median (µs) | ratio | target | |\n");
+    std::printf("|---|---:|---:|---:|---|---|\n");
+    for (const auto& r : rows) {
+        std::printf("| %s | %.0f | %.0f | %.2f× | %s | %s |\n", r.name.c_str(), r.trivial_us, r.hook_us, r.ratio,
+                    r.target.c_str(), r.target.empty() ? r.note.c_str() : (r.ok ? "ok" : "MISSED"));
+    }
+}
+
+int main_(int argc, char** argv) {
+    unsigned runs = 201;
+    unsigned rounds = 5;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--runs" && i + 1 < argc) {
+            runs = static_cast<unsigned>(std::atoi(argv[++i]));
+        } else if (arg == "--rounds" && i + 1 < argc) {
+            rounds = static_cast<unsigned>(std::atoi(argv[++i]));
+        } else if (arg == "--quick") {
+            runs = 21;
+            rounds = 1;
+        } else {
+            std::fprintf(stderr, "usage: bench_processes [--runs N] [--rounds N] [--quick]\n");
+            return 2;
+        }
+    }
+    bool all_ok = true;
+    std::vector<Row> rows;
+
+    std::fprintf(stderr, "building fake hosts...\n");
+    std::map<unsigned, std::unique_ptr<TestHost>> hosts;   // by VFs per PF
+    for (unsigned per_pf : {1u, 16u, 64u, 128u, 256u}) hosts[per_pf] = make_host(per_pf);
+
+    std::fprintf(stderr, "before_vm_start, %u interleaved runs per case...\n", runs);
+    rows.push_back(vm_start_case("4 vNICs, 2 passthrough, 8×64 VFs", *hosts[64], 4, 2, runs, 3.0));
+    rows.push_back(vm_start_case("4 vNICs, no passthrough, 8×64 VFs", *hosts[64], 4, 0, runs, 2.5));
+    rows.push_back(vm_start_case("1 vNIC, passthrough, 8×64 VFs", *hosts[64], 1, 1, runs, 0));
+    rows.push_back(vm_start_case("16 vNICs, 8 passthrough, 8×64 VFs", *hosts[64], 16, 8, runs, 0));
+    rows.push_back(vm_start_case("32 vNICs, 16 passthrough, 8×64 VFs", *hosts[64], 32, 16, runs, 0));
+    const size_t first_scale = rows.size();
+    for (unsigned per_pf : {1u, 16u, 128u, 256u})
+        rows.push_back(vm_start_case("4 vNICs, 2 passthrough, " + std::to_string(8 * per_pf) + " VFs (8×" +
+                                         std::to_string(per_pf) + ")",
+                                     *hosts[per_pf], 4, 2, runs, 0));
+    const double growth = rows.back().ratio / rows[first_scale].ratio;
+    char note[64];
+    std::snprintf(note, sizeof note, "%.2f× the 8-VF ratio", growth);
+    rows.back().note = note;
+    const bool growth_ok = growth <= 1.5;
+    for (const auto& r : rows) all_ok = all_ok && r.ok;
+    all_ok = all_ok && growth_ok;
+    print_rows(rows);
+    std::printf("\nGrowth from 8 to 2048 VFs per host: %.2f× (target ≤ 1.5×): %s\n", growth,
+                growth_ok ? "ok" : "MISSED");
+
+    std::fprintf(stderr, "64 VM starts at once, %u rounds...\n", rounds);
+    const auto bulk = bulk_case(64, rounds);
+    std::printf("\n64 VM starts at once (separate processes; 4 vNICs, 2 passthrough each; 8×64 VFs), %u rounds:\n",
+                rounds);
+    std::printf("| starts | failed | p50 per start (ms) | p99 per start (ms) | throughput (starts/s, median) |\n");
+    std::printf("|---:|---:|---:|---:|---:|\n");
+    std::printf("| %zu | %u | %.1f | %.1f | %.0f |\n", bulk.latency_us.size(), bulk.failures,
+                percentile(bulk.latency_us, 50) / 1e3, percentile(bulk.latency_us, 99) / 1e3,
+                median(bulk.throughput));
+    all_ok = all_ok && bulk.failures == 0;
+    std::printf("\n%s\n", all_ok ? "all targets met" : "SOME TARGETS MISSED");
+    return all_ok ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace sriovpt::bench
+
+int main(int argc, char** argv) {
+    try {
+        return sriovpt::bench::main_(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench_processes: %s\n", e.what());
+        return 2;
+    }
+}
