@@ -40,6 +40,19 @@ const DropRule* drop_rule(std::string_view element) {
     return nullptr;
 }
 
+// What makes a hostdev interface this VF: <driver name="vfio"/>, the
+// <source> address and, with a tag, <vlan>.
+void append_vf(pugi::xml_node out, const VfBinding& vf) {
+    out.append_child("driver").append_attribute("name") = "vfio";
+    auto address = out.append_child("source").append_child("address");
+    address.append_attribute("type") = "pci";
+    address.append_attribute("domain") = vf.pci.domain_attr().c_str();
+    address.append_attribute("bus") = vf.pci.bus_attr().c_str();
+    address.append_attribute("slot") = vf.pci.slot_attr().c_str();
+    address.append_attribute("function") = vf.pci.function_attr().c_str();
+    if (vf.vlan) out.append_child("vlan").append_child("tag").append_attribute("id") = *vf.vlan;
+}
+
 }  // namespace
 
 RewriteResult rewrite_to_hostdev(pugi::xml_node iface, const VfBinding& vf) {
@@ -53,16 +66,7 @@ RewriteResult rewrite_to_hostdev(pugi::xml_node iface, const VfBinding& vf) {
     }
 
     if (const auto mac = iface.child("mac")) out.append_copy(mac);
-    out.append_child("driver").append_attribute("name") = "vfio";
-    auto address = out.append_child("source").append_child("address");
-    address.append_attribute("type") = "pci";
-    address.append_attribute("domain") = vf.pci.domain_attr().c_str();
-    address.append_attribute("bus") = vf.pci.bus_attr().c_str();
-    address.append_attribute("slot") = vf.pci.slot_attr().c_str();
-    address.append_attribute("function") = vf.pci.function_attr().c_str();
-    if (vf.vlan) {
-        out.append_child("vlan").append_child("tag").append_attribute("id") = *vf.vlan;
-    }
+    append_vf(out, vf);
 
     for (const auto child : iface.children()) {
         if (child.type() != pugi::node_element) {
@@ -112,14 +116,7 @@ pugi::xml_node append_failover_vf(pugi::xml_node parent, pugi::xml_node persiste
     out.append_attribute("type") = "hostdev";
     out.append_attribute("managed") = "yes";
     out.append_copy(persistent.child("mac"));
-    out.append_child("driver").append_attribute("name") = "vfio";
-    auto address = out.append_child("source").append_child("address");
-    address.append_attribute("type") = "pci";
-    address.append_attribute("domain") = vf.pci.domain_attr().c_str();
-    address.append_attribute("bus") = vf.pci.bus_attr().c_str();
-    address.append_attribute("slot") = vf.pci.slot_attr().c_str();
-    address.append_attribute("function") = vf.pci.function_attr().c_str();
-    if (vf.vlan) out.append_child("vlan").append_child("tag").append_attribute("id") = *vf.vlan;
+    append_vf(out, vf);
     if (const auto link = persistent.child("link")) out.append_copy(link);
     auto teaming = out.append_child("teaming");
     teaming.append_attribute("type") = "transient";
