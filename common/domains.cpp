@@ -1,14 +1,9 @@
 #include "domains.hpp"
 
-#include <dlfcn.h>
-#include <libvirt/libvirt.h>
-#include <libvirt/virterror.h>
-
-#include <future>
 #include <pugixml.hpp>
-#include <thread>
 
 #include "error.hpp"
+#include "libvirt_api.hpp"
 #include "text.hpp"
 
 namespace sriovpt {
@@ -45,43 +40,6 @@ private:
     [[noreturn]] static void refuse() { fail("libvirt look-ups are disabled (libvirt_uri = none)"); }
 };
 
-// The libvirt functions we use, resolved from libvirt.so.0 at run time. The
-// types come from libvirt's own headers, so a mismatch fails to compile.
-struct LibvirtApi {
-    decltype(&virConnectOpenReadOnly) open_read_only = nullptr;
-    decltype(&virConnectClose) close = nullptr;
-    decltype(&virConnectListAllDomains) list_all_domains = nullptr;
-    decltype(&virDomainGetUUIDString) get_uuid_string = nullptr;
-    decltype(&virDomainGetXMLDesc) get_xml_desc = nullptr;
-    decltype(&virDomainFree) free_domain = nullptr;
-    decltype(&virGetLastErrorMessage) last_error = nullptr;
-    decltype(&virSetErrorFunc) set_error_func = nullptr;
-
-    static const LibvirtApi& load() {
-        static const LibvirtApi api = [] {
-            void* lib = ::dlopen("libvirt.so.0", RTLD_NOW | RTLD_LOCAL);
-            if (!lib) fail("cannot load libvirt: ", ::dlerror());
-            LibvirtApi a;
-            const auto sym = [lib](auto& fn, const char* name) {
-                fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(lib, name));
-                if (!fn) fail("libvirt has no ", name);
-            };
-            sym(a.open_read_only, "virConnectOpenReadOnly");
-            sym(a.close, "virConnectClose");
-            sym(a.list_all_domains, "virConnectListAllDomains");
-            sym(a.get_uuid_string, "virDomainGetUUIDString");
-            sym(a.get_xml_desc, "virDomainGetXMLDesc");
-            sym(a.free_domain, "virDomainFree");
-            sym(a.last_error, "virGetLastErrorMessage");
-            sym(a.set_error_func, "virSetErrorFunc");
-            // libvirt prints every error to stderr by default; ours carry them.
-            a.set_error_func(nullptr, [](void*, virErrorPtr) {});
-            return a;
-        }();
-        return api;
-    }
-};
-
 struct DomainFacts {
     std::string uuid;
     std::string xml;
@@ -90,7 +48,7 @@ struct DomainFacts {
 // Asks libvirt for every active domain with its XML. Blocking; run it through
 // `bounded` below.
 std::vector<DomainFacts> query_active_domains(const std::string& uri, bool with_xml) {
-    const auto& api = LibvirtApi::load();
+    const auto& api = libvirt_api();
     virConnectPtr conn = api.open_read_only(uri.c_str());
     if (!conn) fail("cannot connect to libvirt at ", uri, ": ", api.last_error());
     virDomainPtr* domains = nullptr;
@@ -138,22 +96,9 @@ public:
     }
 
 private:
-    // libvirt calls can block on a daemon that does not answer, and VDSM puts
-    // no timeout on hooks: ask from a detached thread and stop waiting after
-    // `timeout_`. The thread is abandoned; the hook exits soon after.
     std::vector<DomainFacts> bounded(bool with_xml) {
-        auto promise = std::make_shared<std::promise<std::vector<DomainFacts>>>();
-        auto future = promise->get_future();
-        std::thread([promise, uri = uri_, with_xml] {
-            try {
-                promise->set_value(query_active_domains(uri, with_xml));
-            } catch (...) {
-                promise->set_exception(std::current_exception());
-            }
-        }).detach();
-        if (future.wait_for(timeout_) != std::future_status::ready)
-            fail("libvirt at ", uri_, " did not answer within ", seconds_text(timeout_.count()));
-        return future.get();
+        return run_bounded([uri = uri_, with_xml] { return query_active_domains(uri, with_xml); }, timeout_,
+                           cat("libvirt at ", uri_));
     }
 
     std::string uri_;
