@@ -12,6 +12,7 @@ packages=(
   libvirt-clients                                   # virt-xml-validate, virsh (test driver)
   libvirt-daemon-driver-qemu qemu-system-x86        # qemu:///embed, to validate our XML as QEMU's driver would
   rpm                                               # rpmbuild, for packaging/
+  clang libclang-rt-14-dev                          # fuzz/run.sh: libFuzzer and clang's sanitizers
 )
 missing=()
 for p in "${packages[@]}"; do
