@@ -23,6 +23,13 @@ std::string namespace_uri(pugi::xml_node node) {
     return {};
 }
 
+std::optional<PciAddress> source_pci(pugi::xml_node device) {
+    const auto a = device.child("source").child("address");
+    if (!a || std::string_view(a.attribute("type").as_string("pci")) != "pci") return std::nullopt;
+    return PciAddress::from_libvirt(a.attribute("domain").as_string("0"), a.attribute("bus").as_string(),
+                                    a.attribute("slot").as_string(), a.attribute("function").as_string());
+}
+
 std::vector<Vnic> find_vnics(pugi::xml_node root) {
     std::vector<Vnic> out;
     const auto add = [&out](pugi::xml_node iface) {

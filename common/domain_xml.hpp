@@ -7,6 +7,8 @@
 #include <optional>
 #include <pugixml.hpp>
 #include <string>
+
+#include "pci.hpp"
 #include <vector>
 
 namespace sriovpt {
@@ -30,6 +32,10 @@ std::vector<Vnic> find_vnics(pugi::xml_node root);
 // whatever its prefix), keyed by lower-case MAC: property name -> value.
 using PropertyValues = std::map<std::string, std::string, std::less<>>;
 std::map<std::string, PropertyValues> metadata_properties(pugi::xml_node domain);
+
+// The host PCI address in the <source> of a hostdev <interface> or a PCI
+// <hostdev>; nullopt when there is none.
+std::optional<PciAddress> source_pci(pugi::xml_node device);
 
 // Local name of an element ("ovirt-vm:device" -> "device") and the namespace
 // URI its prefix is bound to at that point of the document.

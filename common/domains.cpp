@@ -2,6 +2,7 @@
 
 #include <pugixml.hpp>
 
+#include "domain_xml.hpp"
 #include "error.hpp"
 #include "libvirt_api.hpp"
 #include "text.hpp"
@@ -13,18 +14,13 @@ std::set<PciAddress> host_devices_of_domain_xml(const std::string& xml) {
     pugi::xml_document doc;
     if (!doc.load_string(xml.c_str())) return out;
     const auto devices = doc.child("domain").child("devices");
-    const auto add_source = [&out](pugi::xml_node source) {
-        const auto a = source.child("address");
-        if (std::string_view(a.attribute("type").as_string("pci")) != "pci") return;
-        if (auto pci = PciAddress::from_libvirt(a.attribute("domain").as_string("0"), a.attribute("bus").as_string(),
-                                                a.attribute("slot").as_string(), a.attribute("function").as_string()))
-            out.insert(*pci);
-    };
     for (const auto hostdev : devices.children("hostdev")) {
-        if (std::string_view(hostdev.attribute("type").as_string()) == "pci") add_source(hostdev.child("source"));
+        if (std::string_view(hostdev.attribute("type").as_string()) != "pci") continue;
+        if (const auto pci = source_pci(hostdev)) out.insert(*pci);
     }
     for (const auto iface : devices.children("interface")) {
-        if (std::string_view(iface.attribute("type").as_string()) == "hostdev") add_source(iface.child("source"));
+        if (std::string_view(iface.attribute("type").as_string()) != "hostdev") continue;
+        if (const auto pci = source_pci(iface)) out.insert(*pci);
     }
     return out;
 }

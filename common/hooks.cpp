@@ -224,6 +224,11 @@ HookOutcome before_device(HookPoint hp, Host& host, pugi::xml_document& doc, con
     return pass_through(hp, host, {{v, props}}, require_vm_id(env, root));
 }
 
+std::string released_note(const Reservation& r) {
+    return cat("released VF ", r.pci.to_string(), " (", r.pf, " VF ", r.vf_index, ") of vNIC ", r.mac, " of VM ",
+               r.vm_id);
+}
+
 // Hotunplug and failed hotplug: give back the VF of this vNIC.
 HookOutcome release_vnic(Host& host, pugi::xml_document& doc, const HookEnv& env) {
     const auto root = require_root(doc, "interface");
@@ -233,8 +238,7 @@ HookOutcome release_vnic(Host& host, pugi::xml_document& doc, const HookEnv& env
     const auto vm_id = require_vm_id(env, root);
     HookOutcome outcome;
     for (const auto& r : Allocator(host).release(vm_id, v.mac))
-        outcome.notes.push_back(cat("released VF ", r.pci.to_string(), " (", r.pf, " VF ", r.vf_index, ") of vNIC ",
-                                    r.mac, " of VM ", r.vm_id));
+        outcome.notes.push_back(released_note(r));
     return outcome;
 }
 
@@ -243,17 +247,8 @@ HookOutcome release_vm(Host& host, pugi::xml_document& doc, const HookEnv& env) 
     const auto vm_id = require_vm_id(env, doc.child("domain"));
     HookOutcome outcome;
     for (const auto& r : Allocator(host).release(vm_id))
-        outcome.notes.push_back(cat("released VF ", r.pci.to_string(), " (", r.pf, " VF ", r.vf_index, ") of vNIC ",
-                                    r.mac, " of VM ", r.vm_id));
+        outcome.notes.push_back(released_note(r));
     return outcome;
-}
-
-// The host PCI address in the <source> of a hostdev <interface> or <hostdev>.
-std::optional<PciAddress> source_pci(pugi::xml_node device) {
-    const auto a = device.child("source").child("address");
-    if (!a || std::string_view(a.attribute("type").as_string("pci")) != "pci") return std::nullopt;
-    return PciAddress::from_libvirt(a.attribute("domain").as_string("0"), a.attribute("bus").as_string(),
-                                    a.attribute("slot").as_string(), a.attribute("function").as_string());
 }
 
 // The host PCI devices a live domain uses, each with whether it is the
