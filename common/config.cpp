@@ -1,5 +1,7 @@
 #include "config.hpp"
 
+#include <sys/stat.h>
+
 #include <boost/program_options/options_description.hpp>
 #include <boost/program_options/parsers.hpp>
 #include <cerrno>
@@ -135,7 +137,15 @@ Config load_config(const std::string& path) {
         if (errno == ENOENT) return Config{};
         fail("configuration ", path, ": cannot be read: ", std::strerror(errno));
     }
-    return parse_config(in, path);
+    auto config = parse_config(in, path);
+    // An ifstream opens a directory (or a file it then fails to read) and
+    // reads nothing: without this check that would mean all defaults.
+    if (in.bad()) {
+        struct stat st{};
+        const int err = ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode) ? EISDIR : EIO;
+        fail("configuration ", path, ": cannot be read: ", std::strerror(err));
+    }
+    return config;
 }
 
 }  // namespace sriovpt

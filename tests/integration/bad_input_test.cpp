@@ -1,0 +1,323 @@
+// Bad input the hooks meet, through the real executables: the exact line
+// each prints and its exit status. Each test backs a row of
+// docs/bad-input.md; keep the two in step.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+#include "harness.hpp"
+
+namespace sriovpt::test {
+namespace {
+
+const std::map<std::string, std::string> kPassthrough{{"passthrough", "true"}};
+const std::string kMac = "00:1a:4a:16:01:51";
+
+// One PF of four VFs serving sriovnet.
+class BadInput : public testing::Test {
+protected:
+    BadInput() : host_("[network.sriovnet]\npfs = ens1f0\n") { host_.sysfs().add_pf({"ens1f0", "0000:3b:00.0", 4}); }
+
+    std::string domain() const { return make_domain({{kMac, "sriovnet", kPassthrough}}); }
+
+    // Runs before_vm_start on a one-vNIC passthrough domain and expects it
+    // refused: exit 2, exactly `line` on stderr, the file untouched, no record.
+    void expect_refused(const std::string& line, const std::string& xml = "") {
+        const auto in = xml.empty() ? domain() : xml;
+        const auto run = host_.run("before_vm_start", in, kVmId);
+        EXPECT_EQ(run.status, 2);
+        EXPECT_EQ(run.err, "sriov-passthrough: before_vm_start: " + line + "\n");
+        EXPECT_EQ(run.xml, in) << "the XML file must be left byte for byte";
+        EXPECT_TRUE(host_.reservations().empty()) << "no reservation may be left behind";
+    }
+
+    // A configuration file of exactly `text` (write_config always sets lock_timeout).
+    void write_whole_config(const std::string& text) const { write_text(host_.conf_path(), text); }
+
+    std::string reserving() const { return "reserving a VF for vNIC " + kMac + " on network sriovnet: "; }
+
+    TestHost host_;
+};
+
+// --- XML -------------------------------------------------------------------
+
+TEST_F(BadInput, XmlFileMissing) {
+    const auto run = run_command({hook_path("before_vm_start")},
+                                 {{"_hook_domxml", host_.dir() + "/nonexistent.xml"}, {"vmId", kVmId}});
+    EXPECT_EQ(run.status, 2);
+    EXPECT_EQ(run.output, "sriov-passthrough: before_vm_start: cannot open " + host_.dir() +
+                              "/nonexistent.xml: No such file or directory\n");
+}
+
+TEST_F(BadInput, AfterHookWithoutHookDomxmlFailsWithStatus1) {
+    const auto run = run_command({hook_path("after_vm_destroy")}, {{"vmId", kVmId}});
+    EXPECT_EQ(run.status, 1);
+    EXPECT_EQ(run.output, "sriov-passthrough: after_vm_destroy: $_hook_domxml is not set: run by VDSM, or by "
+                          "'sriov-passthrough run'\n");
+}
+
+TEST_F(BadInput, MalformedXmlNamesTheByte) {
+    const auto run = host_.run("before_vm_start", "<domain><devices><interface", kVmId);
+    EXPECT_EQ(run.status, 2);
+    EXPECT_EQ(run.err.rfind("sriov-passthrough: before_vm_start: the XML in ", 0), 0u) << run.err;
+    EXPECT_NE(run.err.find(" is malformed at byte 26: Error parsing start element tag\n"), std::string::npos) << run.err;
+    EXPECT_EQ(run.xml, "<domain><devices><interface");
+}
+
+// --- properties --------------------------------------------------------------
+
+TEST_F(BadInput, HotplugPropertyOutOfRange) {
+    const auto xml = make_interface(kMac);
+    const auto run = host_.run("before_nic_hotplug", xml, kVmId, {{"passthrough", "true"}, {"vlan", "4095"}});
+    EXPECT_EQ(run.status, 2);
+    EXPECT_EQ(run.err, "sriov-passthrough: before_nic_hotplug: vNIC " + kMac +
+                           ": property vlan: '4095' is not a VLAN tag (allowed: a whole number from 1 to 4094)\n");
+    EXPECT_EQ(run.xml, xml);
+    EXPECT_TRUE(host_.reservations().empty());
+}
+
+TEST_F(BadInput, HotplugPassthroughNotABoolean) {
+    const auto xml = make_interface(kMac);
+    const auto run = host_.run("before_nic_hotplug", xml, kVmId, {{"passthrough", "1"}});
+    EXPECT_EQ(run.status, 2);
+    EXPECT_EQ(run.err, "sriov-passthrough: before_nic_hotplug: vNIC " + kMac +
+                           ": property passthrough='1' is not allowed (allowed: true or false)\n");
+    EXPECT_EQ(run.xml, xml);
+}
+
+// --- configuration -----------------------------------------------------------
+
+TEST_F(BadInput, ConfigUnknownKey) {
+    host_.write_config("[network.sriovnet]\npfs = ens1f0\nmtu = 9000\n");
+    expect_refused("configuration " + host_.conf_path() + ": unknown key 'mtu' in [network.sriovnet] (allowed: pfs, vlan)");
+    host_.write_config("lock_timout = 5\n[network.sriovnet]\npfs = ens1f0\n");
+    expect_refused("configuration " + host_.conf_path() +
+                   ": unknown key 'lock_timout' (allowed: sysfs_root, state_dir, libvirt_uri, lock_timeout, "
+                   "reclaim_grace, check_domains, and [network.NAME] sections with pfs and vlan)");
+}
+
+TEST_F(BadInput, ConfigBadValue) {
+    host_.write_config("reclaim_grace = soon\n[network.sriovnet]\npfs = ens1f0\n");
+    expect_refused("configuration " + host_.conf_path() +
+                   ": reclaim_grace = 'soon' is not a whole number of seconds from 0 to 86400");
+    host_.write_config("[network.sriovnet]\npfs = ens1f0, ../x\n");
+    expect_refused("configuration " + host_.conf_path() +
+                   ": [network.sriovnet] pfs: 'ens1f0, ../x' is not a list of PF names (allowed: interface names of up "
+                   "to 15 letters, digits, '_', '.', '-', separated by commas)");
+}
+
+TEST_F(BadInput, ConfigDuplicateKey) {
+    host_.write_config("[network.sriovnet]\npfs = ens1f0\npfs = ens1f1\n");
+    expect_refused("configuration " + host_.conf_path() + ": 'network.sriovnet.pfs' is set more than once");
+}
+
+TEST_F(BadInput, ConfigNetworkWithoutPfs) {
+    host_.write_config("[network.sriovnet]\nvlan = 100\n");
+    expect_refused("configuration " + host_.conf_path() + ": [network.sriovnet] has no 'pfs' list");
+}
+
+TEST_F(BadInput, ConfigSyntaxError) {
+    host_.write_config("[network.sriovnet\npfs = ens1f0\n");
+    const auto run = host_.run("before_vm_start", domain(), kVmId);
+    EXPECT_EQ(run.status, 2);
+    EXPECT_EQ(run.err.rfind("sriov-passthrough: before_vm_start: configuration " + host_.conf_path() + ": ", 0), 0u)
+        << run.err;
+    EXPECT_TRUE(host_.reservations().empty());
+}
+
+TEST_F(BadInput, ConfigUnreadable) {
+    std::filesystem::remove(host_.conf_path());
+    std::filesystem::create_directory(host_.conf_path());
+    expect_refused("configuration " + host_.conf_path() + ": cannot be read: Is a directory");
+}
+
+// --- sysfs -------------------------------------------------------------------
+
+TEST_F(BadInput, PfMissing) {
+    host_.write_config("[network.sriovnet]\npfs = ens9f9\n");
+    expect_refused(reserving() +
+                   "no free VF (ens9f9 is not an SR-IOV PF on this host (no class/net/ens9f9/device/sriov_totalvfs))");
+}
+
+TEST_F(BadInput, PfIsNotSriov) {
+    host_.sysfs().add_plain_netdev("eno1", "0000:01:00.0");
+    host_.write_config("[network.sriovnet]\npfs = eno1\n");
+    expect_refused(reserving() +
+                   "no free VF (eno1 is not an SR-IOV PF on this host (no class/net/eno1/device/sriov_totalvfs))");
+}
+
+TEST_F(BadInput, PfWithZeroVfs) {
+    host_.sysfs().add_pf({"ens2f0", "0000:5e:00.0", 0});
+    host_.write_config("[network.sriovnet]\npfs = ens2f0\n");
+    expect_refused(reserving() + "no free VF (ens2f0 has no VFs enabled (sriov_numvfs is 0))");
+}
+
+TEST_F(BadInput, EveryVfBoundToVfioOrUpOnTheHost) {
+    host_.sysfs().set_vf_driver("ens1f0", 0, "vfio-pci");
+    host_.sysfs().set_vf_driver("ens1f0", 1, "vfio-pci");
+    host_.sysfs().set_vf_driver("ens1f0", 2, "pci-stub");
+    host_.sysfs().set_vf_netdev_state("ens1f0", 3, "up");
+    expect_refused(reserving() + "no free VF (ens1f0 has 4 VFs: 0 held, 3 bound to vfio-pci without a reservation, "
+                                 "1 in use by the host (netdev up))");
+}
+
+TEST_F(BadInput, PoolExhausted) {
+    for (unsigned i = 0; i < 4; ++i) {
+        const auto other = "11111111-2222-3333-4444-00000000000" + std::to_string(i);
+        const auto run = host_.run("before_vm_start", make_domain({{"00:1a:4a:16:02:0" + std::to_string(i), "sriovnet",
+                                                                    kPassthrough}}, other),
+                                   other);
+        ASSERT_EQ(run.status, 0) << run.err;
+    }
+    const auto before = host_.reservations();
+    const auto run = host_.run("before_vm_start", domain(), kVmId);
+    EXPECT_EQ(run.status, 2);
+    EXPECT_EQ(run.err, "sriov-passthrough: before_vm_start: " + reserving() + "no free VF (all 4 VFs of ens1f0 are held)\n");
+    EXPECT_EQ(host_.reservations(), before);
+}
+
+// --- the state directory: unwritable, full -----------------------------------
+
+// A tmpfs mounted for the test's lifetime; mounting needs root
+// (CAP_SYS_ADMIN), so tests using it skip elsewhere.
+class Tmpfs {
+public:
+    Tmpfs(const std::string& dir, const std::string& options, unsigned long flags = 0) : dir_(dir) {
+        std::filesystem::create_directories(dir);
+        mounted_ = ::mount("tmpfs", dir.c_str(), "tmpfs", flags, options.c_str()) == 0;
+        error_ = std::strerror(errno);
+    }
+    ~Tmpfs() {
+        if (mounted_) ::umount2(dir_.c_str(), MNT_DETACH);
+    }
+    bool mounted() const { return mounted_; }
+    const std::string& error() const { return error_; }
+
+    // Writes to `name` until the file system is full.
+    void fill(const std::string& name) const {
+        const int fd = ::open((dir_ + "/" + name).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        ASSERT_GE(fd, 0);
+        const std::string block(4096, 'x');
+        while (::write(fd, block.data(), block.size()) > 0) {
+        }
+        const int err = errno;
+        ::close(fd);
+        ASSERT_EQ(err, ENOSPC);
+    }
+
+private:
+    std::string dir_;
+    bool mounted_ = false;
+    std::string error_;
+};
+
+TEST_F(BadInput, StateDirIsNotADirectory) {
+    write_text(host_.state_dir(), "not a directory\n");
+    const auto xml = domain();
+    const auto run = host_.run("before_vm_start", xml, kVmId);
+    EXPECT_EQ(run.status, 2);
+    EXPECT_EQ(run.err, "sriov-passthrough: before_vm_start: state directory " + host_.state_dir() +
+                           " cannot be opened: Not a directory\n");
+    EXPECT_EQ(run.xml, xml);
+    EXPECT_EQ(read_text(host_.state_dir()), "not a directory\n");
+}
+
+TEST_F(BadInput, StateDirUnwritable) {
+    if (::geteuid() == 0) {
+        // root ignores permission bits: a read-only mount is what stops it.
+        Tmpfs ro(host_.state_dir(), "size=64k,mode=0755", MS_RDONLY);
+        if (!ro.mounted()) GTEST_SKIP() << "cannot mount a tmpfs: " << ro.error();
+        expect_refused("lock file " + host_.state_dir() + "/lock cannot be opened: Read-only file system");
+    } else {
+        std::filesystem::create_directory(host_.state_dir());
+        ::chmod(host_.state_dir().c_str(), 0555);
+        expect_refused("lock file " + host_.state_dir() + "/lock cannot be opened: Permission denied");
+        ::chmod(host_.state_dir().c_str(), 0755);
+    }
+}
+
+TEST_F(BadInput, StateDirFull) {
+    Tmpfs fs(host_.state_dir(), "size=64k,mode=0755");
+    if (!fs.mounted()) GTEST_SKIP() << "cannot mount a tmpfs (needs root): " << fs.error();
+    write_text(host_.state_dir() + "/lock", "");
+    fs.fill("filler");
+    expect_refused(reserving() + "writing a record in " + host_.state_dir() + ": No space left on device");
+    for (const auto& e : std::filesystem::directory_iterator(host_.state_dir())) {
+        EXPECT_TRUE(e.path().filename() == "lock" || e.path().filename() == "filler") << e.path() << " left behind";
+    }
+}
+
+// The hook reserved, then could not write the XML back: it gives the VF back.
+TEST_F(BadInput, XmlDirectoryFull) {
+    const auto dir = host_.dir() + "/vdsm-tmp";
+    Tmpfs fs(dir, "size=64k,mode=0755");
+    if (!fs.mounted()) GTEST_SKIP() << "cannot mount a tmpfs (needs root): " << fs.error();
+    const auto xml = domain();
+    write_text(dir + "/domxml", xml);
+    fs.fill("filler");
+    const auto run = run_command({hook_path("before_vm_start")}, {{"_hook_domxml", dir + "/domxml"},
+                                                                  {"vmId", kVmId},
+                                                                  {"SRIOV_PASSTHROUGH_CONF", host_.conf_path()}});
+    EXPECT_EQ(run.status, 2);
+    EXPECT_EQ(run.output, "sriov-passthrough: before_vm_start: cannot write " + dir +
+                              "/domxml: No space left on device\n");
+    EXPECT_EQ(read_text(dir + "/domxml"), xml);
+    EXPECT_TRUE(host_.reservations().empty()) << "the VF reserved before the write must be given back";
+}
+
+// --- the lock ------------------------------------------------------------------
+
+// Holds the store's lock as another hook would, until destroyed.
+class HeldLock {
+public:
+    explicit HeldLock(const std::string& state_dir) {
+        std::filesystem::create_directories(state_dir);
+        fd_ = ::open((state_dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+        locked_ = fd_ >= 0 && ::flock(fd_, LOCK_EX | LOCK_NB) == 0;
+    }
+    ~HeldLock() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    bool locked() const { return locked_; }
+
+private:
+    int fd_ = -1;
+    bool locked_ = false;
+};
+
+TEST_F(BadInput, LockHeldTooLongBeforeVmStart) {
+    write_whole_config("sysfs_root = " + host_.dir() + "/sys\nstate_dir = " + host_.state_dir() +
+                       "\nlibvirt_uri = none\nlock_timeout = 1\n[network.sriovnet]\npfs = ens1f0\n");
+    HeldLock held(host_.state_dir());
+    ASSERT_TRUE(held.locked());
+    const auto start = std::chrono::steady_clock::now();
+    expect_refused("the reservation lock " + host_.state_dir() +
+                   "/lock was held by another process for more than 1 s (lock_timeout)");
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_GE(took, std::chrono::milliseconds(900));
+    EXPECT_LT(took, std::chrono::seconds(5)) << "every wait is bounded by lock_timeout";
+}
+
+TEST_F(BadInput, LockHeldTooLongAfterVmDestroy) {
+    write_whole_config("sysfs_root = " + host_.dir() + "/sys\nstate_dir = " + host_.state_dir() +
+                       "\nlibvirt_uri = none\nlock_timeout = 1\n[network.sriovnet]\npfs = ens1f0\n");
+    HeldLock held(host_.state_dir());
+    ASSERT_TRUE(held.locked());
+    const auto run = host_.run("after_vm_destroy", domain(), kVmId);
+    EXPECT_EQ(run.status, 1);
+    EXPECT_EQ(run.err, "sriov-passthrough: after_vm_destroy: the reservation lock " + host_.state_dir() +
+                           "/lock was held by another process for more than 1 s (lock_timeout)\n");
+}
+
+}  // namespace
+}  // namespace sriovpt::test
