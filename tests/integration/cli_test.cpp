@@ -30,7 +30,7 @@ TEST_F(Cli, RunStartsAVmAsVdsmWouldAndStatusShowsTheHolder) {
     const auto run = cli({"run", "before_vm_start", "--domxml", domain, "-o", dir.path() + "/out.xml"});
     EXPECT_EQ(run.status, 0) << run.output;
     EXPECT_NE(run.output.find("exit status 0"), std::string::npos) << run.output;
-    EXPECT_NE(run.output.find("vNIC 00:1a:4a:16:01:51 on sriovnet -> VF 0000:3b:02.0"), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find("vNIC 00:1a:4a:16:01:51 of VM " + std::string(kVmId) + " on sriovnet -> VF 0000:3b:02.0"), std::string::npos) << run.output;
     EXPECT_EQ(read_text(domain), original) << "run never modifies its input";
     EXPECT_NE(read_text(dir.path() + "/out.xml").find("type=\"hostdev\""), std::string::npos);
 

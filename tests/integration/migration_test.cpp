@@ -94,7 +94,8 @@ TEST_F(Migration, FailoverStartIsIdempotentAndNeedsPassthroughAndAVmStart) {
     const auto first = source_.run("before_vm_start", xml, kVmId);
     ASSERT_EQ(first.status, 0) << first.err;
     EXPECT_EQ(first.err,
-              "sriov-passthrough: before_vm_start: vNIC 00:1a:4a:16:01:51 on sriovnet -> VF 0000:3b:02.0 (ens1f0 VF 0, "
+              "sriov-passthrough: before_vm_start: vNIC 00:1a:4a:16:01:51 of VM " + std::string(kVmId) +
+              " on sriovnet -> VF 0000:3b:02.0 (ens1f0 VF 0, "
               "VLAN 200); failover: teamed with the virtio vNIC ua-00000001-4f3b-4e0e-9a43-2b8f0c9a1d11, which "
               "stays\n");
     const auto second = source_.run("before_vm_start", first.xml, kVmId);

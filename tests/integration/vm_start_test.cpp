@@ -49,7 +49,8 @@ TEST_F(VmStart, EngineFixtureGetsAVfAndLibvirtAcceptsTheResult) {
     EXPECT_NE(run.xml.find(R"(<source bridge="ovirtmgmt" />)"), std::string::npos) << "the other vNIC stays a bridge";
     EXPECT_NE(run.xml.find("<?xml version=\"1.0\" encoding=\"utf-8\"?>"), std::string::npos) << "declaration kept";
     EXPECT_EQ(run.err,
-              "sriov-passthrough: before_vm_start: vNIC 00:1a:4a:16:01:51 on sriovnet -> VF 0000:3b:02.0 (ens1f0 VF 0, "
+              "sriov-passthrough: before_vm_start: vNIC 00:1a:4a:16:01:51 of VM " + std::string(kVmId) +
+              " on sriovnet -> VF 0000:3b:02.0 (ens1f0 VF 0, "
               "VLAN 100); dropped for passthrough: model, mtu (the VF uses the PF's MTU), filterref (no MAC "
               "anti-spoofing), bandwidth (no QoS)\n");
     const auto held = host_.reservations();

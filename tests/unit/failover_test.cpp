@@ -170,7 +170,7 @@ TEST_F(Destination, FailoverVnicArrivedWithoutItsVfGetsALocalOneHotPlugged) {
               "</interface>\n");
     ASSERT_EQ(outcome.notes.size(), 1u);
     EXPECT_EQ(outcome.notes[0],
-              "hot-plugged vNIC 00:1a:4a:16:01:51 on sriovnet -> VF 0000:3b:02.0 (ens1f0 VF 0, VLAN 200) as the "
+              "hot-plugged vNIC 00:1a:4a:16:01:51 of VM " + std::string(test::kVmId) + " on sriovnet -> VF 0000:3b:02.0 (ens1f0 VF 0, VLAN 200) as the "
               "failover partner of the virtio vNIC ua-00000001-4f3b-4e0e-9a43-2b8f0c9a1d11");
     const auto held = test_host_.reservations();
     ASSERT_EQ(held.size(), 1u);
