@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <boost/program_options/errors.hpp>
 #include <boost/program_options/options_description.hpp>
 #include <boost/program_options/parsers.hpp>
 #include <cerrno>
@@ -114,8 +115,13 @@ Config parse_config(std::istream& in, const std::string& name) {
             // '#' comments, trimming) and we validate keys and values ourselves,
             // so an unknown key is an error that names it.
             parsed = po::parse_config_file(in, po::options_description(), /*allow_unregistered=*/true);
-        } catch (const po::error& e) {
-            fail(e.what());
+        } catch (const po::invalid_config_file_syntax& e) {
+            // Not e.what(): Boost substitutes the line into its message in a
+            // loop that never ends when the line itself contains
+            // "%invalid_line%" (found by fuzz_config), and a hook must not hang.
+            fail("line '", e.tokens(), "' is not 'key = value', a [section] or a comment");
+        } catch (const po::error&) {
+            fail("cannot be parsed as INI");
         }
         std::set<std::string> seen;
         for (const auto& option : parsed.options) {

@@ -128,11 +128,12 @@ TEST_F(BadInput, ConfigNetworkWithoutPfs) {
 
 TEST_F(BadInput, ConfigSyntaxError) {
     host_.write_config("[network.sriovnet\npfs = ens1f0\n");
-    const auto run = host_.run("before_vm_start", domain(), kVmId);
-    EXPECT_EQ(run.status, 2);
-    EXPECT_EQ(run.err.rfind("sriov-passthrough: before_vm_start: configuration " + host_.conf_path() + ": ", 0), 0u)
-        << run.err;
-    EXPECT_TRUE(host_.reservations().empty());
+    expect_refused("configuration " + host_.conf_path() +
+                   ": line '[network.sriovnet' is not 'key = value', a [section] or a comment");
+    // Boost's own message for this line never finished (fuzz/corpus/config/boost-placeholder-loop).
+    host_.write_config("x%invalid_line%\n");
+    expect_refused("configuration " + host_.conf_path() +
+                   ": line 'x%invalid_line%' is not 'key = value', a [section] or a comment");
 }
 
 TEST_F(BadInput, ConfigUnreadable) {
