@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 
 #include "commands.hpp"
@@ -85,13 +86,9 @@ int run_hook_command(const RunOptions& o) {
               << "\n"
               << (result == input ? "the XML is unchanged" : "the XML was rewritten") << "\n";
     if (o.output) {
-        {
-            const int out = ::open(o.output->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-            if (out < 0) fail("cannot write ", *o.output, ": ", std::strerror(errno));
-            const bool ok = ::write(out, result.data(), result.size()) == static_cast<ssize_t>(result.size());
-            ::close(out);
-            if (!ok) fail("cannot write ", *o.output);
-        }
+        std::ofstream out(*o.output, std::ios::binary | std::ios::trunc);
+        out << result;
+        if (!out) fail("cannot write ", *o.output);
     } else if (result != input) {
         std::cout << result;
     }
