@@ -101,9 +101,9 @@ VnicRequest plan_request(const Config& config, const PassthroughVnic& p, const s
 
 std::string describe_grant(const Grant& g, const std::vector<std::string>& dropped) {
     const auto& r = g.reservation;
-    auto line = cat("vNIC ", r.mac, " of VM ", r.vm_id, " on ", r.network, " -> VF ", r.pci.to_string(), " (", r.pf, " VF ", r.vf_index,
-                    r.vlan ? cat(", VLAN ", *r.vlan) : std::string(", no VLAN"), g.created ? "" : ", already held",
-                    ")");
+    auto line = cat("vNIC ", r.mac, " of VM ", r.vm_id, " on ", r.network, " -> VF ", r.pci.to_string(), " (", r.pf,
+                    " VF ", r.vf_index, r.vlan ? cat(", VLAN ", *r.vlan) : std::string(", no VLAN"),
+                    g.created ? "" : ", already held", ")");
     if (!dropped.empty()) line += cat("; dropped for passthrough: ", join(dropped));
     return line;
 }

@@ -197,19 +197,26 @@ ReservationStore::Lock ReservationStore::lock() {
     }
 }
 
-std::vector<RecordEntry> ReservationStore::load() const {
-    std::vector<RecordEntry> out;
+std::vector<std::string> ReservationStore::names_starting_with(std::string_view prefix) const {
+    std::vector<std::string> names;
+    // A duplicate descriptor: closedir() closes the one it is given.
     const int fd = ::dup(dir_fd_);
-    if (fd < 0) fail("reading ", dir_, ": ", errno_text());
-    DIR* dir = ::fdopendir(fd);
+    DIR* dir = fd >= 0 ? ::fdopendir(fd) : nullptr;
     if (!dir) {
-        ::close(fd);
+        if (fd >= 0) ::close(fd);
         fail("reading ", dir_, ": ", errno_text());
     }
     ::rewinddir(dir);
     while (const dirent* entry = ::readdir(dir)) {
-        const std::string name = entry->d_name;
-        if (name.rfind(kRecordPrefix, 0) != 0) continue;
+        if (std::string_view(entry->d_name).substr(0, prefix.size()) == prefix) names.emplace_back(entry->d_name);
+    }
+    ::closedir(dir);
+    return names;
+}
+
+std::vector<RecordEntry> ReservationStore::load() const {
+    std::vector<RecordEntry> out;
+    for (const auto& name : names_starting_with(kRecordPrefix)) {
         RecordEntry e;
         e.file = name;
         e.pci = PciAddress::parse(std::string_view(name).substr(kRecordPrefix.size()));
@@ -230,7 +237,6 @@ std::vector<RecordEntry> ReservationStore::load() const {
         }
         out.push_back(std::move(e));
     }
-    ::closedir(dir);
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.file < b.file; });
     return out;
 }
@@ -273,18 +279,9 @@ bool ReservationStore::remove(const PciAddress& pci) {
 
 std::vector<std::string> ReservationStore::remove_temporaries() {
     std::vector<std::string> removed;
-    const int fd = ::dup(dir_fd_);
-    DIR* dir = fd >= 0 ? ::fdopendir(fd) : nullptr;
-    if (!dir) {
-        if (fd >= 0) ::close(fd);
-        fail("reading ", dir_, ": ", errno_text());
+    for (const auto& name : names_starting_with(kTempPrefix)) {
+        if (::unlinkat(dir_fd_, name.c_str(), 0) == 0) removed.push_back(name);
     }
-    ::rewinddir(dir);
-    while (const dirent* entry = ::readdir(dir)) {
-        const std::string name = entry->d_name;
-        if (name.rfind(kTempPrefix, 0) == 0 && ::unlinkat(dir_fd_, name.c_str(), 0) == 0) removed.push_back(name);
-    }
-    ::closedir(dir);
     return removed;
 }
 

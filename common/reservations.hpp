@@ -108,6 +108,8 @@ public:
     static std::string file_name(const PciAddress& pci);
 
 private:
+    std::vector<std::string> names_starting_with(std::string_view prefix) const;
+
     std::string dir_;
     int dir_fd_ = -1;
     std::chrono::milliseconds lock_timeout_;
