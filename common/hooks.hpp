@@ -12,6 +12,7 @@
 
 #include "allocator.hpp"
 #include "attacher.hpp"
+#include "error.hpp"
 #include "host.hpp"
 #include "properties.hpp"
 
@@ -19,13 +20,13 @@ namespace sriovpt {
 
 enum class HookPoint {
     before_vm_start,
-    before_device_create,
     before_nic_hotplug,
     after_nic_hotplug_fail,
     after_nic_hotunplug,
     after_vm_destroy,
     before_vm_migrate_source,
     after_vm_migrate_source,
+    before_vm_migrate_destination,
     after_vm_migrate_destination,
 };
 
@@ -51,6 +52,24 @@ struct HookOutcome {
     std::vector<std::string> notes;     // one line each, for stderr and the log
     std::vector<Grant> grants;          // reservations made, to undo if writing fails
 };
+
+// A before_* hook's deliberate "no" (e.g. a migration libvirt would refuse),
+// as opposed to a failure to find out: reported even for a VM that does not
+// otherwise concern us.
+class Refusal : public Error {
+public:
+    using Error::Error;
+};
+
+// Whether the call concerns a vNIC of ours, judged from the XML and the
+// environment alone (before the configuration or the state directory is
+// read): a vNIC whose properties (in the environment for the device-level
+// hooks, in <metadata> otherwise) ask for passthrough or failover. A call
+// that does not concern us may still find work, such as a VF still recorded
+// for the VM; but a failure of ours must then not fail VDSM's operation on a
+// VM that has nothing of ours (the runner exits 0 and says nothing).
+// Never throws for well-formed XML.
+bool concerns_us(HookPoint hp, const pugi::xml_document& doc, const HookEnv& env);
 
 // Runs `hp` over `doc` (which it may modify). Throws Error with a message
 // for the operator; a before_* hook that throws has reserved nothing.

@@ -2,7 +2,9 @@
 
 #include <string_view>
 
+#include "domain_xml.hpp"
 #include "error.hpp"
+#include "text.hpp"
 
 namespace sriovpt {
 
@@ -118,10 +120,41 @@ pugi::xml_node append_failover_vf(pugi::xml_node parent, pugi::xml_node persiste
     out.append_copy(persistent.child("mac"));
     append_vf(out, vf);
     if (const auto link = persistent.child("link")) out.append_copy(link);
+    out.append_child("alias").append_attribute("name") = failover_vf_alias(alias).c_str();
     auto teaming = out.append_child("teaming");
     teaming.append_attribute("type") = "transient";
     teaming.append_attribute("persistent") = alias.c_str();
     return out;
+}
+
+std::string failover_vf_alias(std::string_view persistent_alias) { return cat(persistent_alias, "-vf"); }
+
+void record_failover_metadata(pugi::xml_node domain, pugi::xml_node persistent, const std::string& network) {
+    auto vm = ovirt_vm_metadata(domain);
+    if (!vm) return;
+    const std::string raw_mac = persistent.child("mac").attribute("address").as_string();
+    const auto mac = normalize_mac(raw_mac);
+    const std::string alias = persistent.child("alias").attribute("name").as_string();
+    if (!mac || alias.empty()) return;
+    const auto vf_alias = failover_vf_alias(alias);
+    pugi::xml_node last;
+    bool vf_known = false;
+    for (const auto& e : device_metadata(domain)) {
+        if (e.mac != *mac) continue;
+        if (!e.alias) pugi::xml_node(e.node).append_attribute("alias") = alias.c_str();
+        if (e.alias == vf_alias) vf_known = true;
+        last = e.node;
+    }
+    if (vf_known) return;
+    // The VF's entry uses the prefix the document binds to the namespace.
+    const std::string_view vm_name = vm.name();
+    const auto colon = vm_name.find(':');
+    const std::string prefix = colon == std::string_view::npos ? "" : std::string(vm_name.substr(0, colon + 1));
+    auto entry = last ? vm.insert_child_after((prefix + "device").c_str(), last)
+                      : vm.append_child((prefix + "device").c_str());
+    entry.append_attribute("alias") = vf_alias.c_str();
+    entry.append_attribute("mac_address") = raw_mac.c_str();
+    entry.append_child((prefix + "network").c_str()).text() = network.c_str();
 }
 
 void check_failover_member(pugi::xml_node iface) {

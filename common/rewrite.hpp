@@ -5,6 +5,7 @@
 #include <optional>
 #include <pugixml.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pci.hpp"
@@ -56,10 +57,29 @@ FailoverResult rewrite_to_failover(pugi::xml_node iface, const VfBinding& vf);
 //     <mac/> (the persistent member's) <driver name="vfio"/>
 //     <source><address type="pci" .../></source> <vlan/> (with a VLAN)
 //     <link/> (the persistent member's, if any)
+//     <alias name="ALIAS-vf"/> (failover_vf_alias)
 //     <teaming type="transient" persistent="ALIAS"/>
 //   </interface>
 // No guest <address>: libvirt places it on a free hot-pluggable port.
 pugi::xml_node append_failover_vf(pugi::xml_node parent, pugi::xml_node persistent, const VfBinding& vf);
+
+// The alias of the VF teamed with the persistent member whose alias is
+// `persistent_alias` ("ua-..." + "-vf"). VDSM identifies the metadata of a
+// teamed interface by MAC and alias, and the two members share the MAC, so
+// the VF needs an alias of its own that is known before libvirt sees the
+// domain; a "ua-" alias is one libvirt keeps.
+std::string failover_vf_alias(std::string_view persistent_alias);
+
+// Makes the domain's ovirt-vm <metadata> identify both members of the pair
+// whose persistent member is `persistent`, by VDSM's rule for teamed
+// interfaces (MAC and alias; domain_xml.hpp, metadata_for): the entries that
+// named the vNIC by MAC alone get its alias, so they keep the vNIC's network
+// and custom properties, and an entry for the VF follows them:
+//   <ovirt-vm:device alias="ALIAS-vf" mac_address="MAC">
+//     <ovirt-vm:network>NETWORK</ovirt-vm:network>
+//   </ovirt-vm:device>
+// Nothing is added twice. A domain without ovirt-vm metadata is left alone.
+void record_failover_metadata(pugi::xml_node domain, pugi::xml_node persistent, const std::string& network);
 
 // Whether `iface` can be the persistent member of a failover pair (the
 // checks of rewrite_to_failover, without changing anything); throws Error.

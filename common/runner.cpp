@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "domain_xml.hpp"
 #include "error.hpp"
@@ -17,31 +18,49 @@ namespace sriovpt {
 std::string read_file(const std::string& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) fail("cannot open ", path, ": ", std::strerror(errno));
+    struct Close {
+        int fd;
+        ~Close() { ::close(fd); }
+    } close_fd{fd};
     std::string out;
+    // One allocation of the right size: growing by doubling would, for a
+    // large file, hold up to twice its size.
+    struct stat st{};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) out.reserve(static_cast<size_t>(st.st_size));
     char buf[65536];
-    ssize_t n;
-    while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-    const int err = errno;
-    ::close(fd);
-    if (n < 0) fail("cannot read ", path, ": ", std::strerror(err));
-    return out;
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n == 0) return out;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) fail("cannot read ", path, ": ", std::strerror(errno));
+        out.append(buf, static_cast<size_t>(n));
+    }
 }
 
 void replace_file(const std::string& path, const std::string& text) {
     struct stat st{};
     if (::stat(path.c_str(), &st) != 0) fail("cannot stat ", path, ": ", std::strerror(errno));
-    const auto temp = path + ".sriov-passthrough." + std::to_string(::getpid());
-    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, st.st_mode & 07777);
+    // Beside the file, so the rename below stays within one file system. An
+    // unpredictable name, created exclusively (mkostemp): VDSM's file is
+    // usually in /tmp, where anyone could create a predictable name first
+    // and make the hook fail.
+    std::string temp = path + ".sriov-passthrough.XXXXXX";
+    const int fd = ::mkostemp(temp.data(), O_CLOEXEC);
     if (fd < 0) fail("cannot write next to ", path, ": ", std::strerror(errno));
+    // mkostemp makes it 0600; the next hook and VDSM read the file as it was.
+    bool ok = ::fchmod(fd, st.st_mode & 07777) == 0;
+    int err = errno;
     std::string_view rest = text;
-    bool ok = true;
     while (ok && !rest.empty()) {
         const ssize_t n = ::write(fd, rest.data(), rest.size());
         if (n < 0 && errno == EINTR) continue;
         ok = n > 0;
-        if (ok) rest.remove_prefix(static_cast<size_t>(n));
+        if (!ok) {
+            err = n < 0 ? errno : EIO;
+            break;
+        }
+        rest.remove_prefix(static_cast<size_t>(n));
     }
-    int err = errno;
     if (::close(fd) != 0 && ok) {
         ok = false;
         err = errno;
@@ -66,38 +85,78 @@ std::optional<std::string> env_value(std::string_view name) {
     return std::string(value);
 }
 
+// What an exception says to an operator. std::bad_alloc's own what() is
+// "std::bad_alloc".
+std::string message_of(const std::exception& e, const std::string& doing) {
+    if (dynamic_cast<const std::bad_alloc*>(&e)) return cat("out of memory while ", doing);
+    return e.what();
+}
+
 int run(HookPoint hp) {
     const auto name = std::string(hook_point_name(hp));
     const bool before = is_before_hook(hp);
     Host host;
     HookOutcome outcome;
+    std::string doing = "starting";  // for an out-of-memory message
+    // Until the XML says otherwise, a failure is reported: without the XML
+    // there is no telling whether the call concerns us.
+    bool ours = true;
     try {
         const auto path = env_value("_hook_domxml");
         if (!path || path->empty()) fail("$_hook_domxml is not set: run by VDSM, or by 'sriov-passthrough run'");
+        doing = cat("reading ", *path);
         const auto text = read_file(*path);
         pugi::xml_document doc;
+        XmlParse parsed;
         const bool empty = text.find_first_not_of(" \t\r\n") == std::string::npos;
+        doing = cat("parsing the XML in ", *path, " (", text.size(), " bytes)");
         if (empty) {
             // VDSM hands some hooks no XML; those that need one say so.
             if (before) fail("the XML file ", *path, " is empty");
-        } else if (const auto parsed = parse_xml(doc, text); !parsed) {
-            fail("the XML in ", *path, " is malformed at byte ", parsed.offset, ": ", parsed.description());
+        } else if (parsed = parse_xml(doc, text); !parsed) {
+            fail("the XML in ", *path, " ", parsed.error);
         }
-        outcome = run_hook_point(hp, host, doc, HookEnv{env_value("vmId"), env_value, {}});
+        doing = cat("working on the XML in ", *path, " (", text.size(), " bytes)");
+        const HookEnv env{env_value("vmId"), env_value, {}};
+        ours = concerns_us(hp, doc, env);
+        outcome = run_hook_point(hp, host, doc, env);
         if (outcome.xml_changed) {
+            doing = cat("writing the XML back to ", *path);
             try {
+                // libvirt (libxml2) and VDSM (Python's ElementTree) both read
+                // entities declared in a DOCTYPE and expand them; pugixml keeps
+                // a reference as its literal text, which would come out as
+                // "&amp;name;". VDSM never writes a DOCTYPE, so refuse the
+                // rewrite rather than change the document's meaning; a file
+                // that is not rewritten keeps its entities.
+                if (parsed.declares_entities)
+                    fail("the XML in ", *path, " declares entities in its DOCTYPE (<!ENTITY>), which a rewrite would "
+                         "turn into literal text; expand them first (xmllint --noent)");
                 replace_file(*path, serialize_xml(doc));
-            } catch (const Error&) {
+            } catch (...) {
+                // Whatever failed (a full disk, std::bad_alloc from the
+                // serialisation), the VFs just reserved go back.
                 try {
                     Allocator(host).undo(outcome.grants);
-                } catch (const Error& undo_error) {
-                    report(Severity::error, name, cat("could not give back the VFs just reserved: ", undo_error.what()));
+                } catch (const std::exception& undo_error) {
+                    report(Severity::error, name,
+                           cat("could not give back the VFs just reserved: ", message_of(undo_error, doing)));
                 }
                 throw;
             }
         }
-    } catch (const std::exception& e) {
+    } catch (const Refusal& e) {
         report(Severity::error, name, e.what());
+        return before ? 2 : 1;
+    } catch (const std::exception& e) {
+        if (!ours) {
+            // A VM with nothing of ours: whatever is wrong with our
+            // configuration or state must not fail VDSM's operation on it.
+            journal(Severity::warning, name,
+                    cat("ignored for a VM without passthrough vNICs: ", message_of(e, doing)));
+            return 0;
+        }
+        report(Severity::error, name, message_of(e, doing));
         return before ? 2 : 1;
     }
     for (const auto& note : outcome.notes) report(Severity::info, name, note);

@@ -78,10 +78,10 @@ TEST_F(Journal, ReservationReleaseAndAfterHookFailureAreLogged) {
                                 " on sriovnet -> VF 0000:3b:02.0 (ens1f0 VF 0, VLAN 12)"))
         << logged[0];
 
-    ASSERT_EQ(run_logged("after_nic_hotunplug", make_interface("00:1a:4a:16:01:62")), 0);
+    ASSERT_EQ(run_logged("after_nic_hotunplug", make_interface("00:1a:4a:16:01:62"), "true"), 0);
     EXPECT_TRUE(has(messages(), "after_nic_hotunplug: released VF 0000:3b:02.0 (ens1f0 VF 0) of vNIC 00:1a:4a:16:01:62"));
 
-    ASSERT_EQ(run_logged("after_nic_hotunplug", "<interface type='bridge'/>"), 1);
+    ASSERT_EQ(run_logged("after_nic_hotunplug", "<interface type='bridge'/>", "true"), 1);
     logged = messages();
     ASSERT_EQ(logged.size(), 1u);
     EXPECT_EQ(logged[0].rfind("<27>", 0), 0u) << "daemon.err: " << logged[0];

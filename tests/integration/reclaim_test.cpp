@@ -14,6 +14,7 @@
 #include <filesystem>
 
 #include "harness.hpp"
+#include "hooks.hpp"
 
 namespace fs = std::filesystem;
 
@@ -293,9 +294,8 @@ TEST_F(Reclaim, LibvirtThatNeverAnswersIsWaitedForAtMostLockTimeout) {
 // DESIGN: libvirt is loaded with dlopen only when a question needs it; a
 // hook that links it pays for loading it on every VM start.
 TEST(LibvirtOnDemand, NoHookLinksLibvirt) {
-    for (const auto* point : {"before_vm_start", "before_device_create", "before_nic_hotplug", "after_nic_hotplug_fail",
-                              "after_nic_hotunplug", "before_vm_migrate_source", "after_vm_migrate_source",
-                              "after_vm_migrate_destination", "after_vm_destroy"}) {
+    for (const auto hp : all_hook_points()) {
+        const std::string point(hook_point_name(hp));
         const auto ldd = run_command({"ldd", hook_path(point)});
         ASSERT_EQ(ldd.status, 0) << point << ": " << ldd.output;
         EXPECT_NE(ldd.output.find("libc.so"), std::string::npos) << "ldd listed nothing for " << point;

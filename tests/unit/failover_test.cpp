@@ -166,6 +166,7 @@ TEST_F(Destination, FailoverVnicArrivedWithoutItsVfGetsALocalOneHotPlugged) {
               "    <tag id=\"200\" />\n"
               "  </vlan>\n"
               "  <link state=\"up\" />\n"
+              "  <alias name=\"ua-00000001-4f3b-4e0e-9a43-2b8f0c9a1d11-vf\" />\n"
               "  <teaming type=\"transient\" persistent=\"ua-00000001-4f3b-4e0e-9a43-2b8f0c9a1d11\" />\n"
               "</interface>\n");
     ASSERT_EQ(outcome.notes.size(), 1u);

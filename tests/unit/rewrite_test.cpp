@@ -75,23 +75,67 @@ TEST(Metadata, PropertiesByMacWhateverThePrefix) {
     pugi::xml_document doc;
     ASSERT_TRUE(parse_xml(doc, R"(<domain>
   <metadata>
-    <vm xmlns="http://ovirt.org/vm/1.0">
-      <device mac_address="00:1A:4A:16:01:51"><custom><passthrough>true</passthrough><vlan>100</vlan></custom></device>
-    </vm>
     <o:vm xmlns:o="http://example.org/not-ovirt">
       <o:device mac_address="00:1a:4a:16:01:52"><o:custom><o:passthrough>true</o:passthrough></o:custom></o:device>
     </o:vm>
+    <vm xmlns="http://ovirt.org/vm/1.0">
+      <device mac_address="00:1A:4A:16:01:51"><custom><passthrough>true</passthrough><vlan>100</vlan></custom></device>
+      <device mac_address="not a mac"><custom><passthrough>true</passthrough></custom></device>
+    </vm>
     <x:vm xmlns:x="http://ovirt.org/vm/1.0">
       <x:device mac_address="00:1a:4a:16:01:53"><x:custom><x:sriov_pf>ens1f1</x:sriov_pf></x:custom></x:device>
     </x:vm>
   </metadata>
 </domain>)"));
-    const auto props = metadata_properties(doc.child("domain"));
-    ASSERT_EQ(props.size(), 2u);
-    EXPECT_EQ(props.at("00:1a:4a:16:01:51").at("passthrough"), "true");
-    EXPECT_EQ(props.at("00:1a:4a:16:01:51").at("vlan"), "100");
-    EXPECT_EQ(props.count("00:1a:4a:16:01:52"), 0u) << "another namespace is not oVirt's";
-    EXPECT_EQ(props.at("00:1a:4a:16:01:53").at("sriov_pf"), "ens1f1");
+    const auto entries = device_metadata(doc.child("domain"));
+    ASSERT_EQ(entries.size(), 1u) << "another namespace is not oVirt's; VDSM reads the first oVirt <vm> only";
+    EXPECT_EQ(entries[0].mac, "00:1a:4a:16:01:51");
+    EXPECT_EQ(entries[0].custom.at("passthrough"), "true");
+    EXPECT_EQ(entries[0].custom.at("vlan"), "100");
+    EXPECT_FALSE(entries[0].alias);
+
+    pugi::xml_document prefixed;
+    ASSERT_TRUE(parse_xml(prefixed, R"(<domain><metadata><x:vm xmlns:x="http://ovirt.org/vm/1.0">
+      <x:device mac_address="00:1a:4a:16:01:53" alias="ua-1"><x:custom><x:sriov_pf>ens1f1</x:sriov_pf></x:custom></x:device>
+    </x:vm></metadata></domain>)"));
+    const auto more = device_metadata(prefixed.child("domain"));
+    ASSERT_EQ(more.size(), 1u);
+    EXPECT_EQ(more[0].custom.at("sriov_pf"), "ens1f1");
+    EXPECT_EQ(more[0].alias, "ua-1");
+}
+
+// VDSM's rule (lib/vdsm/virt/vmdevices/network.py, get_identifying_attrs;
+// lib/vdsm/virt/metadata.py, _match_args): MAC alone for a plain vNIC, MAC
+// and alias for a teamed one; an entry matches when it has every one of
+// those attributes with the same value.
+TEST(Metadata, MatchedAsVdsmMatchesThem) {
+    pugi::xml_document doc;
+    ASSERT_TRUE(parse_xml(doc, R"(<domain>
+  <devices>
+    <interface type="bridge"><mac address="00:1a:4a:16:01:51"/><alias name="ua-a"/></interface>
+    <interface type="bridge"><mac address="00:1a:4a:16:01:52"/><alias name="ua-b"/><teaming type="persistent"/></interface>
+    <interface type="hostdev"><mac address="00:1a:4a:16:01:52"/><alias name="ua-b-vf"/><teaming type="transient" persistent="ua-b"/></interface>
+  </devices>
+  <metadata><ovirt-vm:vm xmlns:ovirt-vm="http://ovirt.org/vm/1.0">
+    <ovirt-vm:device mac_address="00:1a:4a:16:01:51" alias="ua-other"/>
+    <ovirt-vm:device mac_address="00:1a:4a:16:01:52"/>
+    <ovirt-vm:device mac_address="00:1a:4a:16:01:52" alias="ua-b-vf"/>
+  </ovirt-vm:vm></metadata>
+</domain>)"));
+    const auto entries = device_metadata(doc.child("domain"));
+    ASSERT_EQ(entries.size(), 3u);
+    const auto vnics = find_vnics(doc.child("domain"));
+    ASSERT_EQ(vnics.size(), 3u);
+    EXPECT_FALSE(vnics[0].teamed);
+    EXPECT_TRUE(vnics[1].teamed);
+
+    const auto plain = metadata_for(entries, vnics[0]);
+    ASSERT_EQ(plain.size(), 1u) << "a plain vNIC is matched by MAC; the entry's alias does not matter";
+    EXPECT_EQ(plain[0], &entries[0]);
+    EXPECT_TRUE(metadata_for(entries, vnics[1]).empty()) << "a teamed vNIC needs an entry with its alias too";
+    const auto vf = metadata_for(entries, vnics[2]);
+    ASSERT_EQ(vf.size(), 1u);
+    EXPECT_EQ(vf[0], &entries[2]);
 }
 
 }  // namespace
