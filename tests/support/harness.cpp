@@ -2,9 +2,12 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -141,6 +144,82 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::map<s
     return result;
 }
 
+namespace {
+
+// libvirt's embedded QEMU driver probes QEMU's capabilities on the first use
+// of a root and caches them there, but run as root it probes afresh every
+// time (about a minute here, DESIGN §10). So as root the check runs as
+// `nobody` in a root that user owns, and every test of every run shares that
+// root: the probe happens once, later checks take tens of milliseconds.
+// libvirt notices a changed QEMU or libvirt itself and probes again.
+constexpr uid_t kQemuCheckUid = 65534;
+constexpr int kQemuCheckSeconds = 120;  // one virsh run, the probe included
+// Two processes cannot use one root at once (ctest -j): they take turns, and
+// a turn lasts at most one virsh run.
+constexpr auto kQemuTurnWait = std::chrono::seconds(2 * kQemuCheckSeconds);
+
+// An exclusive flock on `path`, waited for at most `limit`; -1 when not had.
+int lock_within(const std::string& path, std::chrono::seconds limit) {
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK || std::chrono::steady_clock::now() >= deadline) {
+            ::close(fd);
+            return -1;
+        }
+        ::usleep(20 * 1000);
+    }
+    return fd;
+}
+
+// Makes `root` a directory owned by `uid` with a cache directory, and empty
+// of domain definitions (a check killed between define and undefine would
+// leave one, and a later define of that name with another UUID would fail).
+void prepare_qemu_root(const std::string& root, uid_t uid) {
+    struct stat st{};
+    if (::stat(root.c_str(), &st) != 0 || st.st_uid != uid) {
+        fs::remove_all(root);
+        fs::create_directories(root + "/cache");
+        if (::chown(root.c_str(), uid, uid) != 0 || ::chown((root + "/cache").c_str(), uid, uid) != 0)
+            throw std::runtime_error("cannot give " + root + " to uid " + std::to_string(uid));
+    }
+    fs::remove_all(root + "/etc");
+}
+
+std::string qemu_driver_rejects(const std::string& domain_xml, const std::string& name) {
+    const std::string root = std::string(SRIOVPT_TEST_WORK_DIR) + "/qemu-embed";
+    fs::create_directories(SRIOVPT_TEST_WORK_DIR);
+    const int lock = lock_within(root + ".lock", kQemuTurnWait);
+    if (lock < 0) {
+        return "libvirt QEMU driver: not checked: " + root + ".lock still held by another test after " +
+               std::to_string(kQemuTurnWait.count()) + " s";
+    }
+    const bool as_root = ::geteuid() == 0;
+    const uid_t uid = as_root ? kQemuCheckUid : ::geteuid();
+    prepare_qemu_root(root, uid);
+    // The document goes inside the root: the test's own temporary
+    // directory is private to the test's user.
+    const auto path = root + "/domain.xml";
+    write_text(path, domain_xml);
+    fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                              fs::perms::others_read);
+    std::vector<std::string> argv = {"timeout", std::to_string(kQemuCheckSeconds)};
+    if (as_root) {
+        const auto id = std::to_string(kQemuCheckUid);
+        argv.insert(argv.end(), {"setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups"});
+    }
+    argv.insert(argv.end(), {"virsh", "-q", "-c", "qemu:///embed?root=" + root,
+                             "define --validate " + path + " ; undefine " + name});
+    auto qemu = run_command(argv, {{"XDG_CACHE_HOME", root + "/cache"}, {"HOME", root}});
+    ::close(lock);
+    if (qemu.status == 124) return "libvirt QEMU driver: no verdict within " + std::to_string(kQemuCheckSeconds) + " s";
+    if (qemu.status != 0 || qemu.output.find("error") != std::string::npos) return "libvirt QEMU driver: " + qemu.output;
+    return {};
+}
+
+}  // namespace
+
 std::string libvirt_rejects(const std::string& domain_xml) {
     pugi::xml_document doc;
     if (!parse_xml(doc, domain_xml)) return "not well-formed XML";
@@ -158,25 +237,14 @@ std::string libvirt_rejects(const std::string& domain_xml) {
 
     TempDir work;
     const auto path = work.path() + "/domain.xml";
-    write_text(path, serialize_xml(doc));
+    const auto adapted = serialize_xml(doc);
+    write_text(path, adapted);
     auto schema = run_command({"virt-xml-validate", path, "domain"});
     if (schema.status != 0) return "virt-xml-validate: " + schema.output;
     auto test_driver = run_command({"virsh", "-q", "-c", "test:///default", "define", path});
     if (test_driver.status != 0) return "libvirt test driver: " + test_driver.output;
 
-    // One embedded QEMU root for the whole test run: the first use probes
-    // QEMU for seconds, later ones take milliseconds. Two processes cannot
-    // share a root at once, so take turns under a lock.
-    const std::string root = std::string(SRIOVPT_TEST_WORK_DIR) + "/qemu-embed";
-    fs::create_directories(root);
-    const int lock = ::open((root + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    ::flock(lock, LOCK_EX);
-    const auto uri = "qemu:///embed?root=" + root;
-    auto qemu = run_command({"virsh", "-q", "-c", uri, "define --validate " + path + " ; undefine " + name},
-                            {{"XDG_CACHE_HOME", root + "/cache"}});
-    ::close(lock);
-    if (qemu.status != 0 || qemu.output.find("error") != std::string::npos) return "libvirt QEMU driver: " + qemu.output;
-    return {};
+    return qemu_driver_rejects(adapted, name);
 }
 
 }  // namespace sriovpt::test
