@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <limits>
 
 namespace sriovpt {
@@ -85,5 +86,102 @@ std::optional<std::string> normalize_uuid(std::string_view uuid) {
     if (!matches_hex_pattern(uuid, "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx")) return std::nullopt;
     return to_lower(uuid);
 }
+
+namespace {
+
+// The length of the well-formed UTF-8 sequence that starts at s[i]
+// (RFC 3629, table 3-7 of the Unicode standard), or 0 when s[i] starts none.
+size_t utf8_length_at(std::string_view s, size_t i) {
+    const auto byte = [&s](size_t k) { return static_cast<unsigned char>(s[k]); };
+    const unsigned char c = byte(i);
+    if (c < 0x80) return 1;
+    size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xbf;  // the range of the second byte
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0) lo = 0xa0;  // overlong
+        if (c == 0xed) hi = 0x9f;  // surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0) lo = 0x90;  // overlong
+        if (c == 0xf4) hi = 0x8f;  // past U+10FFFF
+    } else {
+        return 0;
+    }
+    if (i + n > s.size() || byte(i + 1) < lo || byte(i + 1) > hi) return 0;
+    for (size_t k = 2; k < n; ++k) {
+        if (byte(i + k) < 0x80 || byte(i + k) > 0xbf) return 0;
+    }
+    return n;
+}
+
+std::string hex_escape(const char* format, unsigned value) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, format, value);
+    return buf;
+}
+
+// printable() and quoted(): the escaped text of s, cut after `max` bytes.
+std::string escape(std::string_view s, size_t max, bool quoting) {
+    std::string out;
+    const bool cut = s.size() > max;
+    size_t i = 0;
+    while (i < s.size()) {
+        const size_t n = utf8_length_at(s, i);
+        if (cut && i + std::max<size_t>(n, 1) > max) break;
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (n == 0) {
+            out += hex_escape("\\x%02x", c);
+        } else if (n == 2 && c == 0xc2 && static_cast<unsigned char>(s[i + 1]) < 0xa0) {
+            // C1 controls (U+0080..U+009F): a terminal may act on them.
+            out += hex_escape("\\u%04x", static_cast<unsigned char>(s[i + 1]));
+        } else if (n > 1) {
+            out.append(s.substr(i, n));
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\r') {
+            out += "\\r";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (c < 0x20 || c == 0x7f) {
+            out += hex_escape("\\x%02x", c);
+        } else if (quoting && (c == '\\' || c == '\'')) {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else {
+            out += static_cast<char>(c);
+        }
+        i += std::max<size_t>(n, 1);
+    }
+    if (cut) out += "...";
+    return out;
+}
+
+std::string size_note(std::string_view s, size_t max) {
+    return s.size() > max ? " (" + std::to_string(s.size()) + " bytes)" : std::string();
+}
+
+}  // namespace
+
+std::string valid_utf8(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size();) {
+        if (const size_t n = utf8_length_at(s, i)) {
+            out.append(s.substr(i, n));
+            i += n;
+        } else {
+            out += "\xef\xbf\xbd";  // U+FFFD REPLACEMENT CHARACTER
+            ++i;
+        }
+    }
+    return out;
+}
+
+std::string printable(std::string_view s, size_t max) { return escape(s, max, false) + size_note(s, max); }
+
+std::string quoted(std::string_view s, size_t max) { return "'" + escape(s, max, true) + "'" + size_note(s, max); }
 
 }  // namespace sriovpt

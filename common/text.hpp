@@ -1,6 +1,7 @@
 // Small string helpers shared by the parsers.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,5 +32,32 @@ std::optional<std::string> normalize_mac(std::string_view mac);
 
 // A VM id as VDSM and libvirt write it: 8-4-4-4-12 hex digits -> lower case.
 std::optional<std::string> normalize_uuid(std::string_view uuid);
+
+// --- Values from the input, in messages -------------------------------------
+//
+// A message is one line on stderr (which the engine shows) and in the journal.
+// Anything that came from the input (XML, properties, configuration, command
+// line, file names) goes through quoted() or printable() before it is part of
+// one, so a newline cannot split the line and a 100 000-digit "VLAN" is not
+// printed whole.
+
+// How many bytes of a value a message shows.
+inline constexpr size_t kShownValueBytes = 64;
+
+// `s` with every byte that is not part of a well-formed UTF-8 sequence
+// (RFC 3629: no overlong forms, surrogates or code points past U+10FFFF)
+// replaced by U+FFFD. Valid UTF-8 comes back unchanged.
+std::string valid_utf8(std::string_view s);
+
+// `s` made safe for one line: control characters as \n, \r, \t, \xNN or
+// \u00NN (C1), bytes that are not UTF-8 as \xNN, everything else as it is.
+// Longer than `max` bytes: cut at a character boundary, "..." and the whole
+// size added: "123456... (100000 bytes)".
+std::string printable(std::string_view s, size_t max = kShownValueBytes);
+
+// printable(s) between single quotes, with '\' and '\'' inside escaped so the
+// quotes cannot be faked: for a value in a message ("'4095' is not a VLAN
+// tag"). A cut value reads '123456...' (100000 bytes).
+std::string quoted(std::string_view s, size_t max = kShownValueBytes);
 
 }  // namespace sriovpt
