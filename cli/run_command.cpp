@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -6,14 +7,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "commands.hpp"
 #include "domain_xml.hpp"
 #include "error.hpp"
 #include "hooks.hpp"
+#include "log.hpp"
 #include "runner.hpp"
+#include "text.hpp"
 
 extern char** environ;
 
@@ -39,14 +42,64 @@ std::string vm_id_from_xml(const std::string& text) {
     return doc.child("domain").child("uuid").text().as_string();
 }
 
+// Where -o goes, opened before the hook runs: a hook that reserves VFs and
+// then has nowhere to put its XML would leave them held for a VM that never
+// gets them.
+class OutputFile {
+public:
+    explicit OutputFile(const std::string& path) : path_(path) {
+        fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        created_ = fd_ >= 0;
+        if (fd_ < 0 && errno == EEXIST) fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd_ < 0) fail("cannot write ", path, ": ", std::strerror(errno));
+    }
+    // A file made for this run and never written to is removed again.
+    ~OutputFile() {
+        if (fd_ >= 0) ::close(fd_);
+        if (created_ && !written_) ::unlink(path_.c_str());
+    }
+    OutputFile(const OutputFile&) = delete;
+    OutputFile& operator=(const OutputFile&) = delete;
+
+    // Replaces the content (of a regular file; a device such as /dev/stdout
+    // is written to). Returns 0 or the errno of the failure.
+    int write(const std::string& text) {
+        written_ = true;
+        struct stat st{};
+        if (::fstat(fd_, &st) != 0) return errno;
+        if (S_ISREG(st.st_mode) && ::ftruncate(fd_, 0) != 0) return errno;
+        std::string_view rest = text;
+        while (!rest.empty()) {
+            const ssize_t n = ::write(fd_, rest.data(), rest.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return n < 0 ? errno : EIO;
+            rest.remove_prefix(static_cast<size_t>(n));
+        }
+        const int fd = fd_;
+        fd_ = -1;
+        return ::close(fd) == 0 ? 0 : errno;
+    }
+
+private:
+    std::string path_;
+    int fd_ = -1;
+    bool created_ = false;
+    bool written_ = false;
+};
+
 }  // namespace
 
 int run_hook_command(const RunOptions& o) {
     const auto hp = hook_point_from_name(o.hook_point);
-    if (!hp) fail("unknown hook point '", o.hook_point, "'");
+    if (o.hook_point == "before_device_create")
+        fail("no hook of ours runs at before_device_create: VDSM hands each device back unchanged, and "
+             "before_vm_start passes the whole VM's vNICs through");
+    if (!hp) fail("unknown hook point ", quoted(o.hook_point));
     const auto hook = (o.hooks_dir ? *o.hooks_dir : default_hooks_dir()) + "/" + o.hook_point + "/50_sriov_passthrough";
     if (::access(hook.c_str(), X_OK) != 0) fail("hook ", hook, " is not installed: ", std::strerror(errno));
     const auto input = o.domxml.empty() ? std::string() : read_file(o.domxml);
+    std::optional<OutputFile> output;
+    if (o.output) output.emplace(*o.output);
 
     // VDSM's way: a temporary file the hook rewrites by name.
     char temp[] = "/tmp/sriov-passthrough-run-XXXXXX";
@@ -61,9 +114,10 @@ int run_hook_command(const RunOptions& o) {
     if (!written) fail("cannot write ", temp, ": ", std::strerror(errno));
 
     const std::string vm_id = o.vm_id ? *o.vm_id : vm_id_from_xml(input);
-    std::cerr << "running " << hook << "\n  _hook_domxml=" << temp << " (a copy of " << o.domxml << ")\n";
-    if (!vm_id.empty()) std::cerr << "  vmId=" << vm_id << (o.vm_id ? "" : " (from <uuid>)") << "\n";
-    for (const auto& [name, value] : o.props) std::cerr << "  " << name << "=" << value << "\n";
+    std::cerr << "running " << hook << "\n  _hook_domxml=" << temp << " (a copy of " << printable(o.domxml, kMaxLineBytes)
+              << ")\n";
+    if (!vm_id.empty()) std::cerr << "  vmId=" << printable(vm_id) << (o.vm_id ? "" : " (from <uuid>)") << "\n";
+    for (const auto& [name, value] : o.props) std::cerr << "  " << printable(name) << "=" << printable(value) << "\n";
 
     const pid_t pid = ::fork();
     if (pid < 0) fail("fork: ", std::strerror(errno));
@@ -85,10 +139,14 @@ int run_hook_command(const RunOptions& o) {
                                                        : " (failed; VDSM refuses the operation)")
               << "\n"
               << (result == input ? "the XML is unchanged" : "the XML was rewritten") << "\n";
-    if (o.output) {
-        std::ofstream out(*o.output, std::ios::binary | std::ios::trunc);
-        out << result;
-        if (!out) fail("cannot write ", *o.output);
+    if (output) {
+        if (const int err = output->write(result)) {
+            // The hook may hold VFs for this XML: it must not be lost.
+            std::cout << result << std::flush;
+            std::cerr << "sriov-passthrough: cannot write " << printable(*o.output, kMaxLineBytes) << ": "
+                      << std::strerror(err) << "; the resulting XML is on standard output instead\n";
+            return code == 0 ? 1 : code;
+        }
     } else if (result != input) {
         std::cout << result;
     }

@@ -57,6 +57,17 @@ TEST_F(Hotplug, FailedHotplugReleasesFromTheRewrittenXml) {
 TEST_F(Hotplug, NoHookOfOursRunsAtBeforeDeviceCreate) {
     EXPECT_NE(::access(hook_path("before_vm_start").c_str(), X_OK), -1);
     EXPECT_EQ(::access(hook_path("before_device_create").c_str(), F_OK), -1);
+
+    // The operator who tries it by hand is told why.
+    const auto nic = host_.dir() + "/nic.xml";
+    write_text(nic, make_interface("00:1a:4a:16:01:65"));
+    const auto run = run_command({SRIOVPT_CLI, "run", "before_device_create", "--domxml", nic});
+    EXPECT_NE(run.status, 0);
+    EXPECT_NE(run.output.find("no hook of ours runs at before_device_create: VDSM hands each device back unchanged, "
+                              "and before_vm_start passes the whole VM's vNICs through"),
+              std::string::npos)
+        << run.output;
+    EXPECT_TRUE(host_.records().empty());
 }
 
 TEST_F(Hotplug, WithoutPassthroughNothingHappens) {
