@@ -319,6 +319,15 @@ TEST_F(Flow, FailoverVmIsRefusedWhereItsVfAddressIsHeldOrMissingOrOnAnotherNetwo
     EXPECT_EQ(m.failed_at, "vdsm");
     EXPECT_TRUE(fifth.records().empty());
     EXPECT_EQ(host_.reservations().size(), 1u);
+    // Our hook, run there all the same, says so too.
+    FlowResult direct;
+    VdsmFlow(fifth).run_hook_point("before_vm_migrate_destination", live, kVmId, {}, {}, direct);
+    EXPECT_EQ(direct.failed_at, "before_vm_migrate_destination");
+    EXPECT_NE(direct.why.find("failover vNIC 00:1a:4a:16:01:51 needs VF 0000:3b:02.0 here, the PCI address it has on "
+                              "the source: there is no such VF on this host"),
+              std::string::npos)
+        << direct.why;
+    EXPECT_TRUE(fifth.records().empty());
 }
 
 }  // namespace
