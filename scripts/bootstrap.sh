@@ -11,7 +11,7 @@ packages=(
   libvirt-dev libpugixml-dev libboost-program-options-dev libgtest-dev libbenchmark-dev
   libvirt-clients                                   # virt-xml-validate, virsh (test driver)
   libvirt-daemon-driver-qemu qemu-system-x86        # qemu:///embed, to validate our XML as QEMU's driver would
-  rpm                                               # rpmbuild, for packaging/
+  rpm rpmlint                                       # rpmbuild and rpmlint, for packaging/
   clang libclang-rt-14-dev                          # fuzz/run.sh: libFuzzer and clang's sanitizers
 )
 missing=()
