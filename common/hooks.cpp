@@ -1,7 +1,7 @@
 #include "hooks.hpp"
 
 #include <algorithm>
-#include <array>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -14,21 +14,30 @@ namespace sriovpt {
 
 namespace {
 
-struct HookPointName {
+struct HookPointInfo {
     HookPoint point;
     std::string_view name;
+    int failure_status;
 };
-constexpr std::array<HookPointName, 9> kHookPoints{{
-    {HookPoint::before_vm_start, "before_vm_start"},
-    {HookPoint::before_nic_hotplug, "before_nic_hotplug"},
-    {HookPoint::after_nic_hotplug_fail, "after_nic_hotplug_fail"},
-    {HookPoint::after_nic_hotunplug, "after_nic_hotunplug"},
-    {HookPoint::before_vm_migrate_source, "before_vm_migrate_source"},
-    {HookPoint::after_vm_migrate_source, "after_vm_migrate_source"},
-    {HookPoint::before_vm_migrate_destination, "before_vm_migrate_destination"},
-    {HookPoint::after_vm_migrate_destination, "after_vm_migrate_destination"},
-    {HookPoint::after_vm_destroy, "after_vm_destroy"},
-}};
+constexpr HookPointInfo kHookPoints[] = {
+#define HOOK_POINT(name, failure_status) {HookPoint::name, #name, failure_status},
+#include "hook_points.def"
+#undef HOOK_POINT
+};
+
+// VDSM refuses an operation when a before_* hook fails, and only logs an
+// after_* hook's failure (lib/vdsm/common/hooks.py): the table must agree.
+constexpr bool table_is_consistent() {
+    for (size_t i = 0; i < std::size(kHookPoints); ++i) {
+        const auto& h = kHookPoints[i];
+        if (static_cast<size_t>(h.point) != i) return false;
+        const bool before = h.name.substr(0, 7) == "before_";
+        if (!before && h.name.substr(0, 6) != "after_") return false;
+        if (h.failure_status != (before ? 2 : 1)) return false;
+    }
+    return true;
+}
+static_assert(table_is_consistent(), "common/hook_points.def: a before_* point fails with 2, an after_* with 1");
 
 // A vNIC whose properties ask for passthrough, before a VF is chosen.
 struct PassthroughVnic {
@@ -236,7 +245,8 @@ std::vector<PassthroughVnic> vnics_to_pass_through(pugi::xml_node root) {
 
 // The whole VM: every passthrough vNIC and failover pair, all or nothing.
 // VDSM runs before_device_create for each vNIC first, but that hook point is
-// not ours (docs/design.md): only here are all vNICs seen at once.
+// not ours (docs/design.md, "Hook points"): only here are all vNICs seen at
+// once.
 HookOutcome before_vm_start(Host& host, pugi::xml_document& doc, const HookEnv& env) {
     const auto root = require_root(doc, "domain");
     const auto wanted = vnics_to_pass_through(root);
@@ -589,12 +599,7 @@ const std::vector<HookPoint>& all_hook_points() {
     return points;
 }
 
-std::string_view hook_point_name(HookPoint hp) {
-    for (const auto& h : kHookPoints) {
-        if (h.point == hp) return h.name;
-    }
-    return "unknown";
-}
+std::string_view hook_point_name(HookPoint hp) { return kHookPoints[static_cast<size_t>(hp)].name; }
 
 std::optional<HookPoint> hook_point_from_name(std::string_view name) {
     for (const auto& h : kHookPoints) {
@@ -603,7 +608,7 @@ std::optional<HookPoint> hook_point_from_name(std::string_view name) {
     return std::nullopt;
 }
 
-bool is_before_hook(HookPoint hp) { return hook_point_name(hp).substr(0, 7) == "before_"; }
+int failure_status(HookPoint hp) { return kHookPoints[static_cast<size_t>(hp)].failure_status; }
 
 bool concerns_us(HookPoint hp, const pugi::xml_document& doc, const HookEnv& env) {
     const auto root = doc.document_element();

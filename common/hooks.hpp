@@ -1,5 +1,6 @@
-// What each hook point does (DESIGN §3), as functions over a parsed document
-// and the host; the runner (runner.hpp) owns files, environment and exit codes.
+// What each hook point does (docs/design.md, "Hook points"), as functions
+// over a parsed document and the host; the runner (runner.hpp) owns files,
+// environment and exit codes.
 #pragma once
 
 #include <functional>
@@ -19,24 +20,20 @@
 namespace sriovpt {
 
 enum class HookPoint {
-    before_vm_start,
-    before_nic_hotplug,
-    after_nic_hotplug_fail,
-    after_nic_hotunplug,
-    after_vm_destroy,
-    before_vm_migrate_source,
-    after_vm_migrate_source,
-    before_vm_migrate_destination,
-    after_vm_migrate_destination,
+#define HOOK_POINT(name, failure_status) name,
+#include "hook_points.def"
+#undef HOOK_POINT
 };
 
-// Every hook point we install, in the order of the table in DESIGN §3.
+// Every hook point we install, in the order of common/hook_points.def.
 const std::vector<HookPoint>& all_hook_points();
 std::string_view hook_point_name(HookPoint hp);
 std::optional<HookPoint> hook_point_from_name(std::string_view name);
-// before_* hooks can stop the operation: they fail with exit status 2 and
-// must leave the XML and the reservations as they found them.
-bool is_before_hook(HookPoint hp);
+// The exit status of a failure: 2 for a before_* hook, which refuses VDSM's
+// operation and must leave the XML and the reservations as it found them;
+// 1 for an after_* hook, whose failure VDSM only logs.
+int failure_status(HookPoint hp);
+inline bool is_before_hook(HookPoint hp) { return failure_status(hp) == 2; }
 
 // What VDSM gives a hook besides the XML.
 struct HookEnv {

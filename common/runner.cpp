@@ -95,6 +95,7 @@ std::string message_of(const std::exception& e, const std::string& doing) {
 int run(HookPoint hp) {
     const auto name = std::string(hook_point_name(hp));
     const bool before = is_before_hook(hp);
+    const int failed = failure_status(hp);
     Host host;
     HookOutcome outcome;
     std::string doing = "starting";  // for an out-of-memory message
@@ -147,7 +148,7 @@ int run(HookPoint hp) {
         }
     } catch (const Refusal& e) {
         report(Severity::error, name, e.what());
-        return before ? 2 : 1;
+        return failed;
     } catch (const std::exception& e) {
         if (!ours) {
             // A VM with nothing of ours: whatever is wrong with our
@@ -157,7 +158,7 @@ int run(HookPoint hp) {
             return 0;
         }
         report(Severity::error, name, message_of(e, doing));
-        return before ? 2 : 1;
+        return failed;
     }
     for (const auto& note : outcome.notes) report(Severity::info, name, note);
     return 0;
@@ -170,7 +171,7 @@ int run_hook_main(HookPoint hp) {
         return run(hp);
     } catch (...) {
         // Reporting itself failed; still honour VDSM's exit codes.
-        return is_before_hook(hp) ? 2 : 1;
+        return failure_status(hp);
     }
 }
 

@@ -21,6 +21,9 @@ conf=/etc/vdsm/hooks/sriov_passthrough.conf
 tmpfiles=/usr/lib/tmpfiles.d/$name.conf
 state_dir=/run/vdsm/hooks/sriov_passthrough
 hooks_dir=/usr/libexec/vdsm/hooks
+unit_dir=/usr/lib/systemd/system
+gc_service=$unit_dir/sriov-passthrough-gc.service
+gc_timer=$unit_dir/sriov-passthrough-gc.timer
 work=${SRIOVPT_RPM_WORKDIR:-$top/build-rpm}/test
 export SRIOVPT_RPM_WORKDIR=$work
 
@@ -64,14 +67,15 @@ if [ "${1:-}" = --head ]; then
 fi
 if [ -n "$source_opt" ]; then
     cmakelists=$(git -C "$top" show HEAD:CMakeLists.txt)
+    hook_point_list=$(git -C "$top" show HEAD:common/hook_points.def)
 else
     cmakelists=$(cat "$top/CMakeLists.txt")
+    hook_point_list=$(cat "$top/common/hook_points.def")
 fi
 version=$(sed -n 's/^project(vdsm-hook-sriov-passthrough VERSION \([0-9][0-9.]*\).*/\1/p' <<<"$cmakelists")
-hook_points=$(sed -n '/^set(SRIOVPT_HOOK_POINTS/,/)/p' <<<"$cmakelists" |
-    sed -e 's/^set(SRIOVPT_HOOK_POINTS//' -e 's/)//' | tr -s ' \n' '\n\n' | sed '/^$/d')
+hook_points=$(sed -n 's/^HOOK_POINT(\([a-z_]*\),.*/\1/p' <<<"$hook_point_list")
 [ -n "$version" ] && [ -n "$hook_points" ] ||
-    bail_out "read the version and SRIOVPT_HOOK_POINTS from $top/CMakeLists.txt"
+    bail_out "read the version from $top/CMakeLists.txt and the hook points from common/hook_points.def"
 
 # --- The packages ------------------------------------------------------------
 
@@ -107,7 +111,7 @@ for hp in $hook_points; do
     got=$(mode_owner "$hooks_dir/$hp/50_sriov_passthrough")
     [ "$got" = "-rwxr-xr-x root root" ] || bad="$bad $hp($got)"
 done
-check "all $n hooks of SRIOVPT_HOOK_POINTS at $hooks_dir/<hook_point>/50_sriov_passthrough, 0755 root:root" [ -z "$bad" ]
+check "all $n hooks of common/hook_points.def at $hooks_dir/<hook_point>/50_sriov_passthrough, 0755 root:root" [ -z "$bad" ]
 [ -z "$bad" ] || echo "#   wrong or missing:$bad"
 check "no other hook in the package" \
     [ "$(q -l | grep -c "^$hooks_dir/")" = "$n" ]
@@ -130,6 +134,11 @@ check "Requires: vdsm" grep -qx 'vdsm' <(q -R)
 check "Conflicts: vdsm-hook-sriov" grep -qx 'vdsm-hook-sriov' <(q --conflicts)
 check "%post applies the tmpfiles.d entry" \
     grep -q "systemd-tmpfiles --create $tmpfiles" <(q --scripts)
+check "$gc_service and $gc_timer, 0644 root:root" \
+    eval '[ "$(mode_owner $gc_service)" = "-rw-r--r-- root root" ] && [ "$(mode_owner $gc_timer)" = "-rw-r--r-- root root" ]'
+check "%post enables the gc timer at the first install, %preun disables it at erase" \
+    eval 'grep -q "systemctl --no-reload enable sriov-passthrough-gc.timer" <(q --scripts) &&
+          grep -q "systemctl --no-reload disable --now sriov-passthrough-gc.timer" <(q --scripts)'
 
 # --- Install into a scratch root ---------------------------------------------------
 
@@ -222,6 +231,31 @@ if command -v groff >/dev/null; then
     man_page=$(ls "$root"/usr/share/man/man8/sriov-passthrough.8*)
     check "man page renders without groff warnings" \
         eval '[ -z "$(zcat -f "$man_page" | groff -man -Tutf8 -ww -z 2>&1)" ]'
+fi
+
+# The gc timer and its service, as installed.
+check "the gc service runs /usr/bin/sriov-passthrough gc once per start, as vdsm:kvm (the hooks' user)" \
+    eval 'grep -qx "ExecStart=/usr/bin/sriov-passthrough gc" "$root$gc_service" &&
+          grep -qx "Type=oneshot" "$root$gc_service" &&
+          grep -qx "User=vdsm" "$root$gc_service" && grep -qx "Group=kvm" "$root$gc_service"'
+check "the gc timer starts it after boot and then periodically, wanted by timers.target" \
+    eval 'grep -q "^OnBootSec=" "$root$gc_timer" && grep -q "^OnUnitActiveSec=" "$root$gc_timer" &&
+          grep -qx "WantedBy=timers.target" "$root$gc_timer"'
+# systemd-analyze verify, offline: in a root of its own holding the two
+# units, the command they start and this machine's targets they order against.
+if command -v systemd-analyze >/dev/null && ls /usr/lib/systemd/system/*.target >/dev/null 2>&1; then
+    vroot=$(mktemp -d "$work/verify.XXXXXX")
+    mkdir -p "$vroot$unit_dir" "$vroot/usr/bin"
+    cp /usr/lib/systemd/system/*.target "$vroot$unit_dir/"
+    cp "$root$gc_service" "$root$gc_timer" "$vroot$unit_dir/"
+    cp "$root/usr/bin/sriov-passthrough" "$vroot/usr/bin/"
+    verify=$(systemd-analyze --man=no --root="$vroot" verify "$vroot$gc_service" "$vroot$gc_timer" 2>&1)
+    status=$?
+    check "systemd-analyze verify: the gc units load without a warning" eval '[ $status = 0 ] && [ -z "$verify" ]'
+    [ -z "$verify" ] || sed 's/^/#   /' <<<"$verify"
+    rm -rf "$vroot"
+else
+    echo "# systemd-analyze or this machine's systemd targets missing: the gc units are not verified"
 fi
 
 # --- Upgrade, keeping a modified configuration --------------------------------------

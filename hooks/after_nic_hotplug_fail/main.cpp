@@ -1,4 +1,0 @@
-// VDSM hook point after_nic_hotplug_fail: see HookPoint::after_nic_hotplug_fail in common/hooks.cpp.
-#include "runner.hpp"
-
-int main() { return sriovpt::run_hook_main(sriovpt::HookPoint::after_nic_hotplug_fail); }

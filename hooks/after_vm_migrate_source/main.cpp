@@ -1,4 +1,0 @@
-// VDSM hook point after_vm_migrate_source: see HookPoint::after_vm_migrate_source in common/hooks.cpp.
-#include "runner.hpp"
-
-int main() { return sriovpt::run_hook_main(sriovpt::HookPoint::after_vm_migrate_source); }
