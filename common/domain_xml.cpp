@@ -32,6 +32,36 @@ std::optional<PciAddress> source_pci(pugi::xml_node device) {
                                     a.attribute("slot").as_string(), a.attribute("function").as_string());
 }
 
+bool is_failover_vf(pugi::xml_node iface) {
+    const auto teaming = iface.child("teaming");
+    return std::string_view(iface.attribute("type").as_string()) == "hostdev" &&
+           std::string_view(teaming.attribute("type").as_string()) == "transient" &&
+           !std::string_view(teaming.attribute("persistent").as_string()).empty();
+}
+
+std::set<std::string> teamed_aliases(pugi::xml_node domain) {
+    std::set<std::string> out;
+    for (const auto iface : domain.child("devices").children("interface")) {
+        if (is_failover_vf(iface)) out.insert(iface.child("teaming").attribute("persistent").as_string());
+    }
+    return out;
+}
+
+std::map<PciAddress, bool> host_pci_devices(pugi::xml_node domain) {
+    std::map<PciAddress, bool> out;
+    const auto devices = domain.child("devices");
+    for (const auto iface : devices.children("interface")) {
+        if (std::string_view(iface.attribute("type").as_string()) != "hostdev") continue;
+        if (const auto pci = source_pci(iface)) out[*pci] = is_failover_vf(iface);
+    }
+    for (const auto hostdev : devices.children("hostdev")) {
+        if (std::string_view(hostdev.attribute("type").as_string()) != "pci") continue;
+        const bool transient = std::string_view(hostdev.child("teaming").attribute("type").as_string()) == "transient";
+        if (const auto pci = source_pci(hostdev)) out[*pci] = transient;
+    }
+    return out;
+}
+
 std::vector<Vnic> find_vnics(pugi::xml_node root) {
     std::vector<Vnic> out;
     const auto add = [&out](pugi::xml_node iface) {

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <pugixml.hpp>
 #include <string>
 
@@ -58,6 +59,19 @@ pugi::xml_node ovirt_vm_metadata(pugi::xml_node domain);
 // The host PCI address in the <source> of a hostdev <interface> or a PCI
 // <hostdev>; nullopt when there is none.
 std::optional<PciAddress> source_pci(pugi::xml_node device);
+
+// True when `iface` is the transient member of a failover pair: a hostdev
+// <interface> with <teaming type="transient" persistent="..."/>.
+bool is_failover_vf(pugi::xml_node iface);
+
+// The aliases that the transient members of `domain`'s failover pairs name:
+// the virtio vNICs already teamed (by our own earlier run, or the engine).
+std::set<std::string> teamed_aliases(pugi::xml_node domain);
+
+// The host PCI devices a domain uses (PCI <hostdev>s and hostdev
+// <interface>s), each with whether it is the transient member of a failover
+// pair, which QEMU unplugs by itself for a migration.
+std::map<PciAddress, bool> host_pci_devices(pugi::xml_node domain);
 
 // Local name of an element ("ovirt-vm:device" -> "device") and the namespace
 // URI its prefix is bound to at that point of the document.

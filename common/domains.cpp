@@ -13,15 +13,7 @@ std::set<PciAddress> host_devices_of_domain_xml(const std::string& xml) {
     std::set<PciAddress> out;
     pugi::xml_document doc;
     if (!doc.load_string(xml.c_str())) return out;
-    const auto devices = doc.child("domain").child("devices");
-    for (const auto hostdev : devices.children("hostdev")) {
-        if (std::string_view(hostdev.attribute("type").as_string()) != "pci") continue;
-        if (const auto pci = source_pci(hostdev)) out.insert(*pci);
-    }
-    for (const auto iface : devices.children("interface")) {
-        if (std::string_view(iface.attribute("type").as_string()) != "hostdev") continue;
-        if (const auto pci = source_pci(iface)) out.insert(*pci);
-    }
+    for (const auto& [pci, transient] : host_pci_devices(doc.child("domain"))) out.insert(pci);
     return out;
 }
 

@@ -150,16 +150,6 @@ HookOutcome pass_through(HookPoint hp, Host& host, const std::vector<Passthrough
     return outcome;
 }
 
-// The persistent aliases that transient VFs of `root` name: the failover
-// pairs already made (by our own earlier run, or by the engine).
-std::set<std::string> teamed_aliases(pugi::xml_node root) {
-    std::set<std::string> out;
-    for (const auto& v : find_vnics(root)) {
-        if (is_failover_vf(v.node)) out.insert(v.node.child("teaming").attribute("persistent").as_string());
-    }
-    return out;
-}
-
 // Whether a vNIC's properties ask for anything of ours: passthrough or
 // failover set to anything but "false". Any other vNIC is not ours, whatever
 // else its properties say (another hook may use a property named vlan).
@@ -298,24 +288,6 @@ HookOutcome release_vm(Host& host, pugi::xml_document& doc, const HookEnv& env) 
     return outcome;
 }
 
-// The host PCI devices a live domain uses, each with whether it is the
-// transient member of a failover pair (<teaming type="transient">), which
-// QEMU unplugs by itself for a migration.
-std::map<PciAddress, bool> live_host_devices(pugi::xml_node domain) {
-    std::map<PciAddress, bool> out;
-    const auto devices = domain.child("devices");
-    for (const auto iface : devices.children("interface")) {
-        if (std::string_view(iface.attribute("type").as_string()) != "hostdev") continue;
-        if (const auto pci = source_pci(iface)) out[*pci] = is_failover_vf(iface);
-    }
-    for (const auto hostdev : devices.children("hostdev")) {
-        if (std::string_view(hostdev.attribute("type").as_string()) != "pci") continue;
-        const bool transient = std::string_view(hostdev.child("teaming").attribute("type").as_string()) == "transient";
-        if (const auto pci = source_pci(hostdev)) out[*pci] = transient;
-    }
-    return out;
-}
-
 // libvirt refuses to migrate a VM with a PCI device assigned, unless it is
 // the transient member of a failover pair ("the device will be auto-unplugged
 // by QEMU during migration", qemuMigrationSrcIsAllowedHostdev): refuse first,
@@ -325,7 +297,7 @@ HookOutcome before_migrate_source(Host& host, pugi::xml_document& doc, const Hoo
     const auto vm_id = require_vm_id(env, root);
     // Without the live domain (no XML) every VF we hold for the VM counts.
     const bool have_live = root && root.child("devices");
-    const auto live = live_host_devices(root);
+    const auto live = host_pci_devices(root);
     if (have_live && live.empty()) return {};  // no host device: nothing of ours can stop libvirt
     HookOutcome outcome;
     std::vector<std::string> held;

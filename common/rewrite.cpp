@@ -105,12 +105,6 @@ std::string failover_alias(pugi::xml_node persistent) {
     return alias;
 }
 
-bool is_failover_vf(pugi::xml_node iface) {
-    const auto teaming = iface.child("teaming");
-    return std::string_view(iface.attribute("type").as_string()) == "hostdev" &&
-           std::string_view(teaming.attribute("type").as_string()) == "transient" &&
-           !std::string_view(teaming.attribute("persistent").as_string()).empty();
-}
 
 pugi::xml_node append_failover_vf(pugi::xml_node parent, pugi::xml_node persistent, const VfBinding& vf) {
     const auto alias = failover_alias(persistent);

@@ -1,5 +1,6 @@
 // The XML rewrite: a bridge <interface> becomes an SR-IOV VF passed through
-// (DESIGN §1). Pure: document in, document out; the VF was chosen elsewhere.
+// (docs/design.md, "The rewrite"). Pure: document in, document out; the VF
+// was chosen elsewhere.
 #pragma once
 
 #include <optional>
@@ -88,8 +89,5 @@ void check_failover_member(pugi::xml_node iface);
 // The alias of a failover persistent member, checked as above; throws Error.
 std::string failover_alias(pugi::xml_node persistent);
 
-// True when `iface` is the transient member of a failover pair: a hostdev
-// <interface> with <teaming type="transient" persistent="..."/>.
-bool is_failover_vf(pugi::xml_node iface);
 
 }  // namespace sriovpt
