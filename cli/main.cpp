@@ -1,4 +1,4 @@
-// sriov-passthrough: the operator's command (DESIGN §8).
+// sriov-passthrough: the operator's command (docs/design.md, "The command").
 #include <boost/program_options.hpp>
 #include <cstdlib>
 #include <iostream>

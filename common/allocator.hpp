@@ -1,4 +1,5 @@
-// Where VFs are chosen, reserved and given back (DESIGN §7).
+// Where VFs are chosen, reserved and given back (docs/design.md, "The choice
+// rule" and "Stale records").
 //
 // Every change happens under the store's lock, so choosing a free VF and
 // writing its record is one step for concurrent hooks; the record itself is

@@ -1,4 +1,5 @@
-// The hooks' configuration file (DESIGN §5), INI syntax:
+// The hooks' configuration file (docs/design.md, "Configuration"), INI
+// syntax:
 //
 //   sysfs_root = /sys
 //   state_dir = /run/vdsm/hooks/sriov_passthrough

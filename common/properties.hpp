@@ -1,4 +1,5 @@
-// The vNIC custom properties an operator sets on a vNIC profile (DESIGN §4):
+// The vNIC custom properties an operator sets on a vNIC profile
+// (docs/design.md, "Properties"):
 //
 //   passthrough = true|false      pass this vNIC through as a VF
 //   vlan        = 1..4094         VLAN tag on the VF; overrides the network's default

@@ -1,5 +1,6 @@
 // The skeleton every hook executable shares: VDSM's calling convention
-// (DESIGN §2) on one side, run_hook_point() on the other.
+// (docs/design.md, "The contract with VDSM") on one side, run_hook_point()
+// on the other.
 //
 //   $_hook_domxml   the XML file to read and rewrite in place (by name)
 //   $vmId           the VM's UUID

@@ -1,5 +1,6 @@
 // The host as an operator sees it: every VF of every SR-IOV PF, who holds
-// it, and whether that holder is stale or foreign (DESIGN §8).
+// it, and whether that holder is stale or foreign (docs/design.md, "The
+// command").
 #pragma once
 
 #include <optional>
@@ -40,7 +41,8 @@ struct HostStatus {
 HostStatus collect_status(Host& host, bool ask_libvirt);
 
 // {"vfs": [...], "pfs": [...], "notes": [...]}: the vfs entries in the shape
-// of DESIGN §8, with "state", "netdev", "iommu_group" and "note" added.
+// of docs/design.md, "The command", with "netdev", "iommu_group" and "note"
+// added.
 std::string format_status_json(const HostStatus& status);
 std::string format_status_table(const HostStatus& status);
 

@@ -1,8 +1,8 @@
 // Many hooks at once (VMs are started in bulk) and hooks killed at any
 // instant: the real executables, started with fork/exec as VDSM does, all
-// running before any is waited for. DESIGN §7: a VF has one holder, records
-// survive a crash at any instant, records of VMs that no longer run are
-// reclaimed.
+// running before any is waited for. docs/design.md, "The store" and "Stale
+// records": a VF has one holder, records survive a crash at any instant,
+// records of VMs that no longer run are reclaimed.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>

@@ -52,8 +52,8 @@ TEST_F(Hotplug, FailedHotplugReleasesFromTheRewrittenXml) {
 
 // VDSM runs before_device_create over each vNIC at every VM start, before
 // before_vm_start; reserving there would break all-or-nothing and failover
-// pairs (docs/design.md), and the hook point has no other job: none is
-// installed.
+// pairs (docs/design.md, "Hook points"), and the hook point has no other
+// job: none is installed.
 TEST_F(Hotplug, NoHookOfOursRunsAtBeforeDeviceCreate) {
     EXPECT_NE(::access(hook_path("before_vm_start").c_str(), X_OK), -1);
     EXPECT_EQ(::access(hook_path("before_device_create").c_str(), F_OK), -1);

@@ -1,5 +1,6 @@
 // The libvirt checks used on every rewritten domain must themselves catch
-// what each level is there to catch (DESIGN §10).
+// what each level is there to catch (docs/design.md, "Checking against
+// libvirt").
 #include <gtest/gtest.h>
 
 #include "harness.hpp"

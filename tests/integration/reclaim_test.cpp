@@ -1,7 +1,7 @@
-// Reclaiming reservations of VMs that no longer run (DESIGN §7), against
-// libvirt's test driver: tests/data/worlds/running.xml holds running
-// domains, some using VFs of the fake host (see the file). The real hooks
-// and the real command, as VDSM and an operator run them.
+// Reclaiming reservations of VMs that no longer run (docs/design.md, "Stale
+// records"), against libvirt's test driver: tests/data/worlds/running.xml
+// holds running domains, some using VFs of the fake host (see the file). The
+// real hooks and the real command, as VDSM and an operator run them.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -291,8 +291,8 @@ TEST_F(Reclaim, LibvirtThatNeverAnswersIsWaitedForAtMostLockTimeout) {
     EXPECT_EQ(store_files(), before);
 }
 
-// DESIGN: libvirt is loaded with dlopen only when a question needs it; a
-// hook that links it pays for loading it on every VM start.
+// libvirt is loaded with dlopen only when a question needs it; a hook that
+// links it pays for loading it on every VM start (docs/design.md, "libvirt").
 TEST(LibvirtOnDemand, NoHookLinksLibvirt) {
     for (const auto hp : all_hook_points()) {
         const std::string point(hook_point_name(hp));

@@ -148,9 +148,10 @@ namespace {
 
 // libvirt's embedded QEMU driver probes QEMU's capabilities on the first use
 // of a root and caches them there, but run as root it probes afresh every
-// time (about a minute here, DESIGN §10). So as root the check runs as
-// `nobody` in a root that user owns, and every test of every run shares that
-// root: the probe happens once, later checks take tens of milliseconds.
+// time (about a minute here; docs/design.md, "Checking against libvirt").
+// So as root the check runs as `nobody` in a root that user owns, and every
+// test of every run shares that root: the probe happens once, later checks
+// take tens of milliseconds.
 // libvirt notices a changed QEMU or libvirt itself and probes again.
 constexpr uid_t kQemuCheckUid = 65534;
 constexpr int kQemuCheckSeconds = 120;  // one virsh run, the probe included

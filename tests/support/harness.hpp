@@ -77,12 +77,13 @@ struct CommandResult {
 };
 CommandResult run_command(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {});
 
-// The three checks of DESIGN §10 on a domain: libvirt's RelaxNG schema
-// (virt-xml-validate), the test driver's parser (virsh -c test:///default
-// define) and the QEMU driver (virsh -c qemu:///embed?root=... define
-// --validate). Returns an empty string when all pass, else what failed.
-// Before checking, the domain is adapted to this machine as DESIGN §10 says:
-// type kvm -> qemu, oVirt's RHEL machine types -> q35.
+// The three checks of docs/design.md, "Checking against libvirt", on a
+// domain: libvirt's RelaxNG schema (virt-xml-validate), the test driver's
+// parser (virsh -c test:///default define) and the QEMU driver (virsh -c
+// qemu:///embed?root=... define --validate). Returns an empty string when
+// all pass, else what failed. Before checking, the domain is adapted to this
+// machine as that section says: type kvm -> qemu, oVirt's RHEL machine types
+// -> q35.
 std::string libvirt_rejects(const std::string& domain_xml);
 
 }  // namespace sriovpt::test
