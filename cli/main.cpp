@@ -2,6 +2,7 @@
 #include <boost/program_options.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <new>
 
 #include "allocator.hpp"
 #include "commands.hpp"
@@ -200,6 +201,9 @@ int main(int argc, char** argv) {
     } catch (const Usage& e) {
         std::cerr << "sriov-passthrough: " << e.what() << "\n" << (args.empty() ? kUsage : "");
         return 2;
+    } catch (const std::bad_alloc&) {
+        std::cerr << "sriov-passthrough: out of memory\n";
+        return 1;
     } catch (const std::exception& e) {
         std::cerr << "sriov-passthrough: " << e.what() << "\n";
         return 1;

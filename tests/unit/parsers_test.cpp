@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "config.hpp"
+#include "domain_xml.hpp"
 #include "error.hpp"
 #include "pci.hpp"
 #include "properties.hpp"
@@ -141,6 +142,43 @@ TEST(Pci, ParsesAndFormatsBothSyntaxes) {
     for (const auto* bad : {"0000:3b:02", "0000:3b:20.1", "0000:3b:02.8", "000g:3b:02.1", "0000:3b:02.1 "})
         EXPECT_FALSE(PciAddress::parse(bad)) << bad;
     EXPECT_FALSE(PciAddress::from_libvirt("0", "0x3b", "0x20", "0"));
+}
+
+std::string nested(size_t levels) {
+    std::string out;
+    for (size_t i = 0; i < levels; ++i) out += "<a>";
+    for (size_t i = 0; i < levels; ++i) out += "</a>";
+    return out;
+}
+
+TEST(DomainXml, DepthIsBoundedAsLibvirtBoundsIt) {
+    pugi::xml_document doc;
+    EXPECT_TRUE(parse_xml(doc, nested(kMaxXmlDepth)));
+    const auto deep = parse_xml(doc, nested(kMaxXmlDepth + 1));
+    EXPECT_FALSE(deep);
+    EXPECT_EQ(deep.error, "is nested more than 256 elements deep (at byte 769); libvirt reads no document deeper than that");
+    EXPECT_FALSE(doc.first_child()) << "a refused document is not handed on";
+    // Text, comments and attributes at the deepest level are not elements.
+    EXPECT_TRUE(parse_xml(doc, "<r>" + nested(kMaxXmlDepth - 2).insert((kMaxXmlDepth - 2) * 3, "<b x='1'>t<!--c--></b>") + "</r>"));
+    EXPECT_EQ(parse_xml(doc, "<r><unclosed></r>").error, "is malformed at byte 15: Start-end tags mismatch");
+}
+
+// Indentation grows with depth; past the first levels it stops, so the
+// output stays within a few times the input, and the document is the same.
+TEST(DomainXml, SerialisationIndentsOnlyTheFirstLevels) {
+    pugi::xml_document doc;
+    const auto in = "<r>" + nested(250) + "</r>";
+    ASSERT_TRUE(parse_xml(doc, in));
+    const auto out = serialize_xml(doc);
+    EXPECT_LE(out.size(), 2 * in.size()) << out.substr(0, 2000);
+    EXPECT_EQ(serialize_xml(doc), out) << "the document is left as it was";
+    pugi::xml_document again;
+    ASSERT_TRUE(parse_xml(again, out));
+    EXPECT_EQ(serialize_xml(again), out);
+    // The first levels as before.
+    ASSERT_TRUE(parse_xml(doc, "<domain><devices><interface type='bridge'><mac address='m'/></interface></devices></domain>"));
+    EXPECT_EQ(serialize_xml(doc), "<domain>\n  <devices>\n    <interface type=\"bridge\">\n      <mac address=\"m\" />\n"
+                                  "    </interface>\n  </devices>\n</domain>\n");
 }
 
 TEST(Text, MacAndUuidNormalisation) {
