@@ -7,6 +7,7 @@
 #include "allocator.hpp"
 #include "commands.hpp"
 #include "error.hpp"
+#include "log.hpp"
 #include "status.hpp"
 #include "text.hpp"
 
@@ -94,7 +95,7 @@ int run_command(const std::vector<std::string>& args) {
     if (vm->count("hooks-dir")) o.hooks_dir = hooks_dir;
     for (const auto& p : props) {
         const auto eq = p.find('=');
-        if (eq == std::string::npos || eq == 0) throw Usage(cat("--prop '", p, "' is not NAME=VALUE"));
+        if (eq == std::string::npos || eq == 0) throw Usage(cat("--prop ", quoted(p), " is not NAME=VALUE"));
         o.props.emplace_back(p.substr(0, eq), p.substr(eq + 1));
     }
     return cli::run_hook_command(o);
@@ -113,16 +114,16 @@ int release_command(const std::vector<std::string>& args) {
     if (vm->count("vf")) {
         if (vm->count("vm-id") || vm->count("mac")) throw Usage("--vf goes alone, without --vm-id or --mac");
         const auto pci = PciAddress::parse(vf);
-        if (!pci) throw Usage(cat("--vf '", vf, "' is not a PCI address like 0000:3b:02.1"));
+        if (!pci) throw Usage(cat("--vf ", quoted(vf), " is not a PCI address like 0000:3b:02.1"));
         std::cout << (allocator.release_vf(*pci) ? "released VF " : "no reservation for VF ") << pci->to_string() << "\n";
         return 0;
     }
     const auto id = normalize_uuid(vm_id);
-    if (!id) throw Usage(vm->count("vm-id") ? cat("--vm-id '", vm_id, "' is not a UUID") : "--vm-id or --vf is required");
+    if (!id) throw Usage(vm->count("vm-id") ? cat("--vm-id ", quoted(vm_id), " is not a UUID") : "--vm-id or --vf is required");
     std::optional<std::string> only;
     if (vm->count("mac")) {
         only = normalize_mac(mac);
-        if (!only) throw Usage(cat("--mac '", mac, "' is not a MAC address"));
+        if (!only) throw Usage(cat("--mac ", quoted(mac), " is not a MAC address"));
     }
     const auto released = allocator.release(*id, only);
     for (const auto& r : released)
@@ -183,7 +184,7 @@ int main(int argc, char** argv) {
                 args.erase(args.begin());
                 continue;
             }
-            throw Usage(cat("unknown option ", opt));
+            throw Usage(cat("unknown option ", quoted(opt)));
         }
         if (args.empty()) throw Usage("no command given");
         const auto command = args.front();
@@ -197,15 +198,15 @@ int main(int argc, char** argv) {
             std::cout << kUsage;
             return 0;
         }
-        throw Usage(cat("unknown command '", command, "'"));
+        throw Usage(cat("unknown command ", quoted(command)));
     } catch (const Usage& e) {
-        std::cerr << "sriov-passthrough: " << e.what() << "\n" << (args.empty() ? kUsage : "");
+        std::cerr << "sriov-passthrough: " << printable(e.what(), kMaxLineBytes) << "\n" << (args.empty() ? kUsage : "");
         return 2;
     } catch (const std::bad_alloc&) {
         std::cerr << "sriov-passthrough: out of memory\n";
         return 1;
     } catch (const std::exception& e) {
-        std::cerr << "sriov-passthrough: " << e.what() << "\n";
+        std::cerr << "sriov-passthrough: " << printable(e.what(), kMaxLineBytes) << "\n";
         return 1;
     }
 }

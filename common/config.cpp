@@ -35,7 +35,7 @@ namespace {
 unsigned parse_seconds(const std::string& key, const std::string& value, unsigned min, unsigned max) {
     const auto n = parse_decimal(value);
     if (!n || *n < min || *n > max)
-        fail(key, " = '", value, "' is not a whole number of seconds from ", min, " to ", max);
+        fail(key, " = ", quoted(value), " is not a whole number of seconds from ", min, " to ", max);
     return static_cast<unsigned>(*n);
 }
 
@@ -43,11 +43,11 @@ bool parse_bool(const std::string& key, const std::string& value) {
     const auto v = to_lower(value);
     if (v == "yes" || v == "true" || v == "1") return true;
     if (v == "no" || v == "false" || v == "0") return false;
-    fail(key, " = '", value, "' is not a boolean (yes/no, true/false, 1/0)");
+    fail(key, " = ", quoted(value), " is not a boolean (yes/no, true/false, 1/0)");
 }
 
 std::string parse_absolute_path(const std::string& key, const std::string& value) {
-    if (value.empty() || value.front() != '/') fail(key, " = '", value, "' is not an absolute path");
+    if (value.empty() || value.front() != '/') fail(key, " = ", quoted(value), " is not an absolute path");
     return value;
 }
 
@@ -64,7 +64,7 @@ bool is_valid_network_name(std::string_view name) {
 void apply_network_key(Config& config, const std::string& network, const std::string& key,
                        const std::string& value) {
     if (!is_valid_network_name(network))
-        fail("[network.", network, "]: network names may contain only letters, digits, '-' and '_'");
+        fail("network name ", quoted(network), " is not allowed (only letters, digits, '-' and '_')");
     auto& pool = config.networks[network];
     pool.name = network;
     const auto where = cat("[network.", network, "] ", key);
@@ -73,7 +73,7 @@ void apply_network_key(Config& config, const std::string& network, const std::st
     } else if (key == "vlan") {
         pool.vlan = with_context(where, [&] { return parse_vlan(value); });
     } else {
-        fail("unknown key '", key, "' in [network.", network, "] (allowed: pfs, vlan)");
+        fail("unknown key ", quoted(key), " in [network.", network, "] (allowed: pfs, vlan)");
     }
 }
 
@@ -94,11 +94,11 @@ void apply_key(Config& config, const std::string& key, const std::string& value)
     } else if (key.rfind("network.", 0) == 0) {
         const auto rest = key.substr(std::strlen("network."));
         const auto dot = rest.rfind('.');
-        if (dot == std::string::npos) fail("unknown key '", key, "'");
+        if (dot == std::string::npos) fail("unknown key ", quoted(key));
         apply_network_key(config, rest.substr(0, dot), rest.substr(dot + 1), value);
     } else {
-        fail("unknown key '", key,
-             "' (allowed: sysfs_root, state_dir, libvirt_uri, lock_timeout, reclaim_grace, "
+        fail("unknown key ", quoted(key),
+             " (allowed: sysfs_root, state_dir, libvirt_uri, lock_timeout, reclaim_grace, "
              "check_domains, and [network.NAME] sections with pfs and vlan)");
     }
 }
@@ -119,14 +119,14 @@ Config parse_config(std::istream& in, const std::string& name) {
             // Not e.what(): Boost substitutes the line into its message in a
             // loop that never ends when the line itself contains
             // "%invalid_line%" (found by fuzz_config), and a hook must not hang.
-            fail("line '", e.tokens(), "' is not 'key = value', a [section] or a comment");
+            fail("line ", quoted(e.tokens()), " is not 'key = value', a [section] or a comment");
         } catch (const po::error&) {
             fail("cannot be parsed as INI");
         }
         std::set<std::string> seen;
         for (const auto& option : parsed.options) {
             const auto& key = option.string_key;
-            if (!seen.insert(key).second) fail("'", key, "' is set more than once");
+            if (!seen.insert(key).second) fail(quoted(key), " is set more than once");
             const std::string value = option.value.empty() ? std::string() : option.value.front();
             apply_key(config, key, std::string(trim(value)));
         }

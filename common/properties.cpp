@@ -12,7 +12,7 @@ namespace {
 bool parse_true_false(std::string_view name, std::string_view value) {
     if (value == "true") return true;
     if (value == "false") return false;
-    fail("property ", name, "='", value, "' is not allowed (allowed: true or false)");
+    fail("property ", name, "=", quoted(value), " is not allowed (allowed: true or false)");
 }
 
 }  // namespace
@@ -20,7 +20,7 @@ bool parse_true_false(std::string_view name, std::string_view value) {
 unsigned parse_vlan(std::string_view value) {
     const auto n = parse_decimal(value);
     if (!n || *n < 1 || *n > 4094)
-        fail("'", value, "' is not a VLAN tag (allowed: a whole number from 1 to 4094)");
+        fail(quoted(value), " is not a VLAN tag (allowed: a whole number from 1 to 4094)");
     return static_cast<unsigned>(*n);
 }
 
@@ -38,7 +38,7 @@ std::vector<std::string> parse_pf_list(std::string_view value) {
     auto names = split(value, ',');
     for (const auto& name : names) {
         if (!is_valid_ifname(name))
-            fail("'", value, "' is not a list of PF names (allowed: interface names of up to 15 "
+            fail(quoted(value), " is not a list of PF names (allowed: interface names of up to 15 "
                  "letters, digits, '_', '.', '-', separated by commas)");
     }
     return names;

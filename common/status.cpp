@@ -192,7 +192,7 @@ std::string format_status_table(const HostStatus& status) {
             out += cat(pf.name, ": SR-IOV PF with no VFs enabled (sriov_numvfs 0 of ", pf.total_vfs, ")\n");
     }
     if (status.pfs.empty()) out += "(no SR-IOV PF found)\n";
-    for (const auto& note : status.notes) out += "note: " + note + "\n";
+    for (const auto& note : status.notes) out += "note: " + printable(note, 4096) + "\n";
     return out;
 }
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -93,6 +94,35 @@ TEST_F(BadInput, HotplugPassthroughNotABoolean) {
     EXPECT_EQ(run.err, "sriov-passthrough: before_nic_hotplug: vNIC " + kMac +
                            ": property passthrough='1' is not allowed (allowed: true or false)\n");
     EXPECT_EQ(run.xml, xml);
+}
+
+// Values are echoed quoted, escaped and cut: a newline never splits the line
+// VDSM logs, and a 100 000-digit VLAN is not printed whole.
+TEST_F(BadInput, HotplugOddValuesAreQuotedAndCut) {
+    const auto xml = make_interface(kMac);
+    const auto run = host_.run("before_nic_hotplug", xml, kVmId, {{"passthrough", "true"}, {"vlan", std::string(100000, '4')}});
+    EXPECT_EQ(run.status, 2);
+    EXPECT_EQ(run.err, "sriov-passthrough: before_nic_hotplug: vNIC " + kMac + ": property vlan: '" + std::string(64, '4') +
+                           "...' (100000 bytes) is not a VLAN tag (allowed: a whole number from 1 to 4094)\n");
+    const auto split = host_.run("before_nic_hotplug", xml, kVmId, {{"passthrough", "true\nsriov-passthrough: fake"}});
+    EXPECT_EQ(split.status, 2);
+    EXPECT_EQ(split.err, "sriov-passthrough: before_nic_hotplug: vNIC " + kMac +
+                             ": property passthrough='true\\nsriov-passthrough: fake' is not allowed (allowed: true or false)\n");
+    EXPECT_EQ(split.xml, xml);
+    EXPECT_TRUE(host_.reservations().empty());
+}
+
+// Whatever a message holds, it is one line: here a bridge name with a
+// newline (a character reference: the parser turns a raw one into a space)
+// and an escape sequence, echoed by messages that do not quote it.
+TEST_F(BadInput, EveryMessageIsOneLine) {
+    const auto xml = make_domain({{kMac, "other&#10;net\x1b[2J", kPassthrough}});
+    const auto run = host_.run("before_vm_start", xml, kVmId);
+    EXPECT_EQ(run.status, 2);
+    EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+    EXPECT_EQ(run.err.find('\x1b'), std::string::npos) << run.err;
+    EXPECT_EQ(run.xml, xml);
+    EXPECT_TRUE(host_.reservations().empty());
 }
 
 // --- configuration -----------------------------------------------------------

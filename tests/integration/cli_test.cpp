@@ -83,6 +83,16 @@ TEST_F(Cli, UsageErrorsAndHelp) {
     EXPECT_EQ(version.output.rfind("sriov-passthrough ", 0), 0u);
 }
 
+TEST_F(Cli, ValuesFromTheCommandLineAreQuoted) {
+    const auto command = cli({"frob\nnicate\x1b[2J"});
+    EXPECT_EQ(command.status, 2);
+    EXPECT_EQ(command.output.rfind("sriov-passthrough: unknown command 'frob\\nnicate\\x1b[2J'\n", 0), 0u) << command.output;
+    const auto vlan = cli({"release", "--vm-id", std::string(5000, '7')});
+    EXPECT_EQ(vlan.status, 2);
+    EXPECT_NE(vlan.output.find("--vm-id '" + std::string(64, '7') + "...' (5000 bytes) is not a UUID"), std::string::npos)
+        << vlan.output;
+}
+
 TEST_F(Cli, CheckSaysWhatIsWrong) {
     host_.write_config("[network.sriovnet]\npfs = ens1f0, ens9f9\n[network.other]\npfs = ens1f0\n");
     const auto check = cli({"check"});

@@ -62,6 +62,18 @@ TEST(Properties, OutOfRangeNamesPropertyValueAndRange) {
     EXPECT_EQ(msg, "property passthrough='yes' is not allowed (allowed: true or false)");
 }
 
+// A property value is echoed quoted, with control characters escaped and
+// a long one cut: never a line split by a newline, never 100 000 digits.
+TEST(Properties, OddValuesAreQuotedInMessages) {
+    EXPECT_EQ(error_of([] { parse_properties(props({{"vlan", std::string(100000, '9')}})); }),
+              "property vlan: '" + std::string(64, '9') +
+                  "...' (100000 bytes) is not a VLAN tag (allowed: a whole number from 1 to 4094)");
+    EXPECT_EQ(error_of([] { parse_properties(props({{"passthrough", "true\nfake: line"}})); }),
+              "property passthrough='true\\nfake: line' is not allowed (allowed: true or false)");
+    const auto pf = error_of([] { parse_properties(props({{"sriov_pf", "ens1f0,\xc3(\t"}})); });
+    EXPECT_EQ(pf.rfind("property sriov_pf: 'ens1f0,\\xc3(\\t' is not a list of PF names", 0), 0u) << pf;
+}
+
 TEST(Properties, PfNamesCannotEscapeSysfs) {
     for (const auto* bad : {"../etc", "/etc/passwd", "ens1f0,..", ".", "a/b", "ens1f0,,ens1f1", "averyverylongname0"}) {
         const auto msg = error_of([&] { parse_properties(props({{"sriov_pf", bad}})); });
@@ -78,6 +90,22 @@ TEST(Config, MissingFileMeansDefaults) {
     EXPECT_EQ(c.libvirt_uri, "qemu:///system");
     EXPECT_EQ(c.lock_timeout, 10u);
     EXPECT_TRUE(c.networks.empty());
+}
+
+// Values from the file are quoted, escaped and cut in messages.
+TEST(Config, OddValuesAreQuotedInMessages) {
+    const auto error_for = [](const std::string& text) {
+        std::istringstream in(text);
+        return error_of([&] { parse_config(in, "my.conf"); });
+    };
+    EXPECT_EQ(error_for("[network.x]\npfs = ens1f0\nvlan = " + std::string(100000, '7') + "\n"),
+              "configuration my.conf: [network.x] vlan: '" + std::string(64, '7') +
+                  "...' (100000 bytes) is not a VLAN tag (allowed: a whole number from 1 to 4094)");
+    EXPECT_EQ(error_for("lock_timeout = 1\x1b[2J\n"),
+              "configuration my.conf: lock_timeout = '1\\x1b[2J' is not a whole number of seconds from 1 to 600");
+    EXPECT_EQ(error_for("state_dir = it's\xff\n"), "configuration my.conf: state_dir = 'it\\'s\\xff' is not an absolute path");
+    EXPECT_EQ(error_for("[network.a b]\npfs = ens1f0\n"),
+              "configuration my.conf: network name 'a b' is not allowed (only letters, digits, '-' and '_')");
 }
 
 TEST(Config, DesignExampleParses) {
@@ -142,6 +170,32 @@ TEST(Pci, ParsesAndFormatsBothSyntaxes) {
     for (const auto* bad : {"0000:3b:02", "0000:3b:20.1", "0000:3b:02.8", "000g:3b:02.1", "0000:3b:02.1 "})
         EXPECT_FALSE(PciAddress::parse(bad)) << bad;
     EXPECT_FALSE(PciAddress::from_libvirt("0", "0x3b", "0x20", "0"));
+}
+
+TEST(Text, ValidUtf8ReplacesWhatIsNotUtf8) {
+    EXPECT_EQ(valid_utf8("plain ascii"), "plain ascii");
+    EXPECT_EQ(valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    const std::string fffd = "\xef\xbf\xbd";
+    EXPECT_EQ(valid_utf8("a\xff" "b"), "a" + fffd + "b");
+    EXPECT_EQ(valid_utf8("\xc0\xaf"), fffd + fffd) << "overlong '/'";
+    EXPECT_EQ(valid_utf8("\xed\xa0\x80"), fffd + fffd + fffd) << "a surrogate";
+    EXPECT_EQ(valid_utf8("\xf4\x90\x80\x80"), fffd + fffd + fffd + fffd) << "past U+10FFFF";
+    EXPECT_EQ(valid_utf8("\xe2\x82"), fffd + fffd) << "cut short";
+    EXPECT_EQ(valid_utf8(std::string("a\0b", 3)), std::string("a\0b", 3)) << "NUL is UTF-8; JSON escapes it";
+}
+
+TEST(Text, PrintableAndQuotedKeepOneLine) {
+    EXPECT_EQ(printable("a\nb\r\tc\x01\x7f"), "a\\nb\\r\\tc\\x01\\x7f");
+    EXPECT_EQ(printable("\xff\xc2\x9b[31m caf\xc3\xa9"), "\\xff\\u009b[31m caf\xc3\xa9") << "C1 CSI escaped";
+    EXPECT_EQ(printable("back\\slash 'q'"), "back\\slash 'q'");
+    EXPECT_EQ(quoted("back\\slash 'q'"), "'back\\\\slash \\'q\\''");
+    EXPECT_EQ(quoted(""), "''");
+    EXPECT_EQ(printable("abcdef", 4), "abcd... (6 bytes)");
+    EXPECT_EQ(quoted("abcdef", 4), "'abcd...' (6 bytes)");
+    EXPECT_EQ(quoted("abcd", 4), "'abcd'");
+    // Cut at a character boundary, never inside one.
+    EXPECT_EQ(printable("ab\xc3\xa9\xc3\xa9", 3), "ab... (6 bytes)");
+    EXPECT_EQ(printable("ab\xc3\xa9\xc3\xa9", 4), "ab\xc3\xa9... (6 bytes)");
 }
 
 std::string nested(size_t levels) {
