@@ -103,7 +103,8 @@ HostStatus collect_status(Host& host, bool ask_libvirt) {
 
 std::string json_string(std::string_view s) {
     std::string out = "\"";
-    for (const char c : s) {
+    // JSON is Unicode: bytes that are not UTF-8 (a file name can hold any) become U+FFFD.
+    for (const char c : valid_utf8(s)) {
         switch (c) {
             case '"': out += "\\\""; break;
             case '\\': out += "\\\\"; break;

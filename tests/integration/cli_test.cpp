@@ -1,10 +1,101 @@
 // The operator's command, run as a program.
 #include <gtest/gtest.h>
 
+#include <cctype>
+
+#include <filesystem>
+#include <string_view>
+
 #include "harness.hpp"
+#include "text.hpp"
 
 namespace sriovpt::test {
 namespace {
+
+// A strict JSON (RFC 8259) checker: true when `s` is one JSON value and
+// nothing else. Enough to tell valid output from invalid, not a parser.
+class JsonChecker {
+public:
+    explicit JsonChecker(std::string_view s) : s_(s) {}
+    bool valid() {
+        ws();
+        if (!value()) return false;
+        ws();
+        return i_ == s_.size();
+    }
+
+private:
+    bool value() {
+        if (i_ >= s_.size()) return false;
+        switch (s_[i_]) {
+            case '{': return members('}', true);
+            case '[': return members(']', false);
+            case '"': return string();
+            case 't': return literal("true");
+            case 'f': return literal("false");
+            case 'n': return literal("null");
+            default: return number();
+        }
+    }
+    bool members(char close, bool object) {
+        ++i_;
+        ws();
+        if (peek(close)) return ++i_, true;
+        for (;;) {
+            if (object) {
+                if (!string()) return false;
+                ws();
+                if (!peek(':')) return false;
+                ++i_;
+                ws();
+            }
+            if (!value()) return false;
+            ws();
+            if (peek(close)) return ++i_, true;
+            if (!peek(',')) return false;
+            ++i_;
+            ws();
+        }
+    }
+    bool string() {
+        if (!peek('"')) return false;
+        for (++i_; i_ < s_.size(); ++i_) {
+            const auto c = static_cast<unsigned char>(s_[i_]);
+            if (c == '"') return ++i_, true;
+            if (c < 0x20) return false;
+            if (c == '\\') {
+                if (++i_ >= s_.size()) return false;
+                if (s_[i_] == 'u') {
+                    for (int k = 0; k < 4; ++k) {
+                        if (++i_ >= s_.size() || !std::isxdigit(static_cast<unsigned char>(s_[i_]))) return false;
+                    }
+                } else if (std::string_view("\"\\/bfnrt").find(s_[i_]) == std::string_view::npos) {
+                    return false;
+                }
+            }
+        }
+        return false;
+    }
+    bool literal(std::string_view word) {
+        if (s_.substr(i_, word.size()) != word) return false;
+        i_ += word.size();
+        return true;
+    }
+    bool number() {
+        const size_t start = i_;
+        if (peek('-')) ++i_;
+        size_t digits = 0;
+        while (i_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i_]))) ++i_, ++digits;
+        return digits > 0 && i_ > start;
+    }
+    void ws() {
+        while (i_ < s_.size() && std::string_view(" \t\r\n").find(s_[i_]) != std::string_view::npos) ++i_;
+    }
+    bool peek(char c) const { return i_ < s_.size() && s_[i_] == c; }
+
+    std::string_view s_;
+    size_t i_ = 0;
+};
 
 class Cli : public testing::Test {
 protected:
@@ -81,6 +172,21 @@ TEST_F(Cli, UsageErrorsAndHelp) {
     const auto version = run_command({SRIOVPT_CLI, "--version"});
     EXPECT_EQ(version.status, 0);
     EXPECT_EQ(version.output.rfind("sriov-passthrough ", 0), 0u);
+}
+
+// A file name in the state directory can hold any byte; JSON cannot.
+TEST_F(Cli, StatusJsonIsValidJsonAndUtf8WhateverTheFileNames) {
+    std::filesystem::create_directories(host_.state_dir());
+    write_text(host_.state_dir() + "/vf-\xff\xfe\x01odd\nname\xc3", "not a record\n");
+    write_text(host_.state_dir() + "/vf-0000:3b:02.0", "v1 \xff\n");
+    const auto json = cli({"status", "--json", "--no-libvirt"});
+    ASSERT_EQ(json.status, 0) << json.output;
+    EXPECT_NE(json.output.find("vf-\xef\xbf\xbd\xef\xbf\xbd\\u0001odd\\nname\xef\xbf\xbd"), std::string::npos)
+        << json.output;
+    EXPECT_EQ(valid_utf8(json.output), json.output) << "not UTF-8: " << json.output;
+    EXPECT_TRUE(JsonChecker(json.output).valid()) << json.output;
+    EXPECT_TRUE(JsonChecker(R"({"a": [1, -2, "x\"\u00e9"], "b": null})").valid()) << "the checker itself";
+    EXPECT_FALSE(JsonChecker("{\"a\": \"\x01\"}").valid()) << "the checker itself";
 }
 
 TEST_F(Cli, ValuesFromTheCommandLineAreQuoted) {
