@@ -1,6 +1,10 @@
 // sriov-passthrough: the operator's command (docs/design.md, "The command").
+#include <sys/stat.h>
+
 #include <boost/program_options.hpp>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <new>
 
@@ -31,8 +35,10 @@ commands:
   check                    check the configuration against this host
 
 global options:
-  --config FILE            configuration file (default $SRIOV_PASSTHROUGH_CONF,
-                           else /etc/vdsm/hooks/sriov_passthrough.conf)
+  --config FILE            configuration file, which must exist (default
+                           $SRIOV_PASSTHROUGH_CONF, which must name a file too,
+                           else /etc/vdsm/hooks/sriov_passthrough.conf, which
+                           may be missing: all defaults)
   --help                   this text; 'COMMAND --help' for a command's options
   --version                the version
 
@@ -61,6 +67,17 @@ std::optional<po::variables_map> parse(const std::vector<std::string>& args, po:
         throw Usage(cat(e.what(), " (usage: sriov-passthrough ", synopsis, ")"));
     }
     return vm;
+}
+
+// --config FILE: the file must exist. Only the default file may be missing
+// (all defaults, docs/design.md, "Configuration"); a typo here must not
+// quietly mean the real /sys and state directory.
+void use_config(const std::string& path) {
+    if (path.empty()) throw Usage("--config needs a FILE");
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0) throw Usage(cat("--config ", path, ": ", std::strerror(errno)));
+    // Through the environment, so hooks started by 'run' read it too.
+    ::setenv(kConfigEnvVar, path.c_str(), 1);
 }
 
 int status_command(const std::vector<std::string>& args) {
@@ -173,15 +190,11 @@ int main(int argc, char** argv) {
                 std::cout << "sriov-passthrough " << SRIOVPT_VERSION << "\n";
                 return 0;
             }
-            if (opt == "--config" && args.size() > 1) {
-                // Through the environment, so hooks started by 'run' read it too.
-                ::setenv(kConfigEnvVar, args[1].c_str(), 1);
-                args.erase(args.begin(), args.begin() + 2);
-                continue;
-            }
-            if (opt.rfind("--config=", 0) == 0) {
-                ::setenv(kConfigEnvVar, opt.substr(9).c_str(), 1);
-                args.erase(args.begin());
+            if (opt == "--config" || opt.rfind("--config=", 0) == 0) {
+                const bool separate = opt == "--config";
+                if (separate && args.size() < 2) throw Usage("--config needs a FILE");
+                use_config(separate ? args[1] : opt.substr(9));
+                args.erase(args.begin(), args.begin() + (separate ? 2 : 1));
                 continue;
             }
             throw Usage(cat("unknown option ", quoted(opt)));

@@ -140,7 +140,16 @@ Config parse_config(std::istream& in, const std::string& name) {
 Config load_config(const std::string& path) {
     std::ifstream in(path);
     if (!in) {
-        if (errno == ENOENT) return Config{};
+        // The standard file may be missing, which means all defaults
+        // (docs/design.md, "Configuration"). Another file is named on purpose
+        // ($SRIOV_PASSTHROUGH_CONF, 'sriov-passthrough --config'); when it is
+        // missing, that is a typo, and the defaults would point the hooks at
+        // the real /sys and state directory instead of the ones the named
+        // file meant.
+        if (errno == ENOENT && path == kDefaultConfigPath) return Config{};
+        if (errno == ENOENT)
+            fail("configuration ", path, " does not exist (named by $", kConfigEnvVar, " or --config; only ",
+                 kDefaultConfigPath, " may be missing)");
         fail("configuration ", path, ": cannot be read: ", std::strerror(errno));
     }
     auto config = parse_config(in, path);

@@ -47,9 +47,11 @@ struct Config {
 // $SRIOV_PASSTHROUGH_CONF if set and not empty, else the default path.
 std::string config_path_from_env();
 
-// Reads the file at `path`; a missing file means all defaults. Throws Error
-// naming the file, the line's key and what is allowed for any unknown key,
-// bad value or syntax error.
+// Reads the file at `path`. A missing file means all defaults when `path` is
+// kDefaultConfigPath, and is an error for any other path (one named by
+// $SRIOV_PASSTHROUGH_CONF or --config). Throws Error naming the file, the
+// line's key and what is allowed for any unknown key, bad value or syntax
+// error.
 Config load_config(const std::string& path);
 
 // Parses configuration text; `name` is used in error messages.

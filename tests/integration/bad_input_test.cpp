@@ -127,6 +127,21 @@ TEST_F(BadInput, EveryMessageIsOneLine) {
 
 // --- configuration -----------------------------------------------------------
 
+// $SRIOV_PASSTHROUGH_CONF naming a file that does not exist is a typo, not
+// "all defaults" (that is only for the standard file, docs/design.md,
+// "Configuration").
+TEST_F(BadInput, ConfigNamedButMissing) {
+    std::filesystem::remove(host_.conf_path());
+    expect_refused("configuration " + host_.conf_path() +
+                   " does not exist (named by $SRIOV_PASSTHROUGH_CONF or --config; only "
+                   "/etc/vdsm/hooks/sriov_passthrough.conf may be missing)");
+    // A VM without passthrough vNICs never reads it.
+    const auto plain = make_domain({{kMac, "sriovnet"}});
+    const auto run = host_.run("before_vm_start", plain, kVmId);
+    EXPECT_EQ(run.status, 0) << run.err;
+    EXPECT_EQ(run.xml, plain);
+}
+
 TEST_F(BadInput, ConfigUnknownKey) {
     host_.write_config("[network.sriovnet]\npfs = ens1f0\nmtu = 9000\n");
     expect_refused("configuration " + host_.conf_path() + ": unknown key 'mtu' in [network.sriovnet] (allowed: pfs, vlan)");

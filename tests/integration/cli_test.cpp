@@ -189,6 +189,23 @@ TEST_F(Cli, StatusJsonIsValidJsonAndUtf8WhateverTheFileNames) {
     EXPECT_FALSE(JsonChecker("{\"a\": \"\x01\"}").valid()) << "the checker itself";
 }
 
+// An explicitly named configuration file that does not exist used to mean
+// all defaults: the real /sys and state directory.
+TEST_F(Cli, ConfigThatDoesNotExistIsAnError) {
+    const auto typo = host_.dir() + "/typo.conf";
+    const auto given = run_command({SRIOVPT_CLI, "--config", typo, "status"});
+    EXPECT_EQ(given.status, 2);
+    EXPECT_EQ(given.output, "sriov-passthrough: --config " + typo + ": No such file or directory\n");
+    const auto equals = run_command({SRIOVPT_CLI, "--config=" + typo, "gc"});
+    EXPECT_EQ(equals.status, 2);
+    EXPECT_EQ(equals.output, "sriov-passthrough: --config " + typo + ": No such file or directory\n");
+    const auto env = run_command({SRIOVPT_CLI, "status"}, {{"SRIOV_PASSTHROUGH_CONF", typo}});
+    EXPECT_EQ(env.status, 1);
+    EXPECT_EQ(env.output, "sriov-passthrough: configuration " + typo +
+                              " does not exist (named by $SRIOV_PASSTHROUGH_CONF or --config; only "
+                              "/etc/vdsm/hooks/sriov_passthrough.conf may be missing)\n");
+}
+
 TEST_F(Cli, ValuesFromTheCommandLineAreQuoted) {
     const auto command = cli({"frob\nnicate\x1b[2J"});
     EXPECT_EQ(command.status, 2);

@@ -1,6 +1,8 @@
 // Properties, configuration, PCI addresses and the small text helpers.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <sstream>
 
 #include "config.hpp"
@@ -83,13 +85,23 @@ TEST(Properties, PfNamesCannotEscapeSysfs) {
     EXPECT_TRUE(is_valid_ifname("eth0.100"));
 }
 
-TEST(Config, MissingFileMeansDefaults) {
-    const auto c = load_config("/nonexistent/sriov_passthrough.conf");
+TEST(Config, MissingDefaultFileMeansDefaults) {
+    if (::access(kDefaultConfigPath, F_OK) == 0) GTEST_SKIP() << kDefaultConfigPath << " exists on this machine";
+    const auto c = load_config(kDefaultConfigPath);
     EXPECT_EQ(c.sysfs_root, "/sys");
     EXPECT_EQ(c.state_dir, "/run/vdsm/hooks/sriov_passthrough");
     EXPECT_EQ(c.libvirt_uri, "qemu:///system");
     EXPECT_EQ(c.lock_timeout, 10u);
     EXPECT_TRUE(c.networks.empty());
+}
+
+// A file named on purpose ($SRIOV_PASSTHROUGH_CONF, --config) that is not
+// there is a typo; it used to mean all defaults, the real /sys and state
+// directory included.
+TEST(Config, MissingNamedFileIsAnError) {
+    EXPECT_EQ(error_of([] { load_config("/nonexistent/sriov_passthrough.conf"); }),
+              "configuration /nonexistent/sriov_passthrough.conf does not exist (named by $SRIOV_PASSTHROUGH_CONF or "
+              "--config; only /etc/vdsm/hooks/sriov_passthrough.conf may be missing)");
 }
 
 // Values from the file are quoted, escaped and cut in messages.
