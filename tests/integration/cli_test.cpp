@@ -206,6 +206,34 @@ TEST_F(Cli, ConfigThatDoesNotExistIsAnError) {
                               "/etc/vdsm/hooks/sriov_passthrough.conf may be missing)\n");
 }
 
+// -o is checked before the hook runs: 'run' used to reserve the VF, then
+// fail to write the XML and lose it.
+TEST_F(Cli, RunReservesNothingWhenTheOutputCannotBeWritten) {
+    TempDir dir;
+    const auto domain = dir.path() + "/vm.xml";
+    write_text(domain, make_domain({{"00:1a:4a:16:01:51", "sriovnet", {{"passthrough", "true"}}}}));
+    const auto out = dir.path() + "/missing/out.xml";
+    const auto run = cli({"run", "before_vm_start", "--domxml", domain, "-o", out});
+    EXPECT_EQ(run.status, 1);
+    EXPECT_EQ(run.output, "sriov-passthrough: cannot write " + out + ": No such file or directory\n");
+    EXPECT_TRUE(host_.records().empty()) << "the hook must not have run";
+}
+
+// When writing fails after the hook ran, the XML goes to standard output.
+TEST_F(Cli, RunKeepsTheXmlWhenWritingTheOutputFails) {
+    TempDir dir;
+    const auto domain = dir.path() + "/vm.xml";
+    write_text(domain, make_domain({{"00:1a:4a:16:01:51", "sriovnet", {{"passthrough", "true"}}}}));
+    const auto run = cli({"run", "before_vm_start", "--domxml", domain, "-o", "/dev/full"});
+    EXPECT_EQ(run.status, 1);
+    EXPECT_NE(run.output.find("<interface type=\"hostdev\" managed=\"yes\">"), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find("sriov-passthrough: cannot write /dev/full: No space left on device; the resulting XML "
+                              "is on standard output instead\n"),
+              std::string::npos)
+        << run.output;
+    EXPECT_EQ(host_.reservations().size(), 1u) << "the VF is held for the XML printed";
+}
+
 TEST_F(Cli, ValuesFromTheCommandLineAreQuoted) {
     const auto command = cli({"frob\nnicate\x1b[2J"});
     EXPECT_EQ(command.status, 2);
