@@ -1,7 +1,11 @@
 // Pathological XML through the real hook executables: documents nested too
 // deep, deep-but-allowed ones whose output must stay proportional, a
-// serialisation that runs out of memory. Rows of docs/bad-input.md.
+// serialisation that runs out of memory, and the temporary file beside
+// $_hook_domxml. Rows of docs/bad-input.md.
 #include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -204,6 +208,50 @@ TEST_F(XmlHardening, OutOfMemoryIsSaidInWords) {
     EXPECT_EQ(cli.status, 1);
     EXPECT_EQ(cli.output, "sriov-passthrough: out of memory\n");
 #endif
+}
+
+// --- the temporary file beside $_hook_domxml ---------------------------------------
+
+// VDSM's file is usually in /tmp, where any user can create files. The hook
+// used to write "<file>.sriov-passthrough.<pid>", a name anyone could create
+// first: here every name the next 2000 processes could get.
+TEST_F(XmlHardening, PredictableTemporaryNamesDoNotStopTheHook) {
+    TempDir dir;
+    const auto path = dir.path() + "/domxml";
+    const auto in = domain();
+    write_text(path, in);
+    long pid_max = 32768, last = 0;
+    std::ifstream("/proc/sys/kernel/pid_max") >> pid_max;
+    std::ifstream("/proc/sys/kernel/ns_last_pid") >> last;
+    for (long i = 1; i <= 2000; ++i) {
+        long pid = last + i;
+        if (pid >= pid_max) pid = pid - pid_max + 300;  // the kernel wraps to 300
+        write_text(path + ".sriov-passthrough." + std::to_string(pid), "not yours\n");
+    }
+    const auto run = run_on(path);
+    EXPECT_EQ(run.status, 0) << run.output;
+    EXPECT_NE(read_text(path).find("type=\"hostdev\""), std::string::npos);
+    // Nothing of ours is left beside the file, and the mode is kept.
+    size_t ours = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+        if (read_text(e.path()) != "not yours\n") ++ours;
+    }
+    EXPECT_EQ(ours, 1u) << "only the XML file itself";
+}
+
+TEST_F(XmlHardening, TheRewrittenFileKeepsItsMode) {
+    TempDir dir;
+    const auto path = dir.path() + "/domxml";
+    write_text(path, domain());
+    ASSERT_EQ(::chmod(path.c_str(), 0664), 0);
+    const auto old_umask = ::umask(077);
+    const auto run = run_on(path);
+    ::umask(old_umask);
+    ASSERT_EQ(run.status, 0) << run.output;
+    EXPECT_EQ(std::filesystem::status(path).permissions(),
+              std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                  std::filesystem::perms::group_read | std::filesystem::perms::group_write |
+                  std::filesystem::perms::others_read);
 }
 
 }  // namespace
