@@ -1,7 +1,7 @@
 // Pathological XML through the real hook executables: documents nested too
 // deep, deep-but-allowed ones whose output must stay proportional, a
-// serialisation that runs out of memory, and the temporary file beside
-// $_hook_domxml. Rows of docs/bad-input.md.
+// serialisation that runs out of memory, DOCTYPE entities, and the temporary
+// file beside $_hook_domxml. Rows of docs/bad-input.md.
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
@@ -208,6 +208,37 @@ TEST_F(XmlHardening, OutOfMemoryIsSaidInWords) {
     EXPECT_EQ(cli.status, 1);
     EXPECT_EQ(cli.output, "sriov-passthrough: out of memory\n");
 #endif
+}
+
+// --- DOCTYPE entities ------------------------------------------------------------
+
+// libvirt and VDSM expand entities declared in a DOCTYPE; a rewrite would
+// have turned "&desc;" into the literal text "&amp;desc;".
+std::string with_entities(const std::string& domain_xml) {
+    auto xml = insert_before(domain_xml, "<domain",
+                             "<!DOCTYPE domain [\n<!ENTITY desc \"made &amp; kept\">\n]>\n");
+    return insert_before(xml, "  <name>", "  <description>&desc;</description>\n");
+}
+
+TEST_F(XmlHardening, EntitiesAreNeverRewrittenIntoText) {
+    TempDir dir;
+    const auto path = dir.path() + "/domxml";
+    const auto in = with_entities(domain());
+    write_text(path, in);
+    const auto run = run_on(path);
+    EXPECT_EQ(run.status, 2);
+    EXPECT_EQ(run.output, "sriov-passthrough: before_vm_start: the XML in " + path +
+                              " declares entities in its DOCTYPE (<!ENTITY>), which a rewrite would turn into literal "
+                              "text; expand them first (xmllint --noent)\n");
+    EXPECT_EQ(read_text(path), in) << "the XML file must be left byte for byte";
+    EXPECT_TRUE(host_.records().empty()) << "the VF reserved before the write must be given back";
+}
+
+TEST_F(XmlHardening, EntitiesInAVmWithoutPassthroughAreKept) {
+    const auto in = with_entities(make_domain({{kMac, "ovirtmgmt"}}));
+    const auto run = host_.run("before_vm_start", in, kVmId);
+    EXPECT_EQ(run.status, 0) << run.err;
+    EXPECT_EQ(run.xml, in) << "a file that is not rewritten keeps its entities";
 }
 
 // --- the temporary file beside $_hook_domxml ---------------------------------------

@@ -229,6 +229,15 @@ TEST(DomainXml, DepthIsBoundedAsLibvirtBoundsIt) {
     EXPECT_EQ(parse_xml(doc, "<r><unclosed></r>").error, "is malformed at byte 15: Start-end tags mismatch");
 }
 
+TEST(DomainXml, EntityDeclarationsAreNoticed) {
+    pugi::xml_document doc;
+    const auto with = parse_xml(doc, "<!DOCTYPE domain [<!ENTITY n \"x\">]><domain>&n;</domain>");
+    EXPECT_TRUE(with);
+    EXPECT_TRUE(with.declares_entities);
+    EXPECT_FALSE(parse_xml(doc, "<!DOCTYPE domain><domain>&amp;</domain>").declares_entities);
+    EXPECT_FALSE(parse_xml(doc, "<domain>&lt;!ENTITY</domain>").declares_entities);
+}
+
 // Indentation grows with depth; past the first levels it stops, so the
 // output stays within a few times the input, and the document is the same.
 TEST(DomainXml, SerialisationIndentsOnlyTheFirstLevels) {
