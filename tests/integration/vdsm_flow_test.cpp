@@ -330,5 +330,21 @@ TEST_F(Flow, FailoverVmIsRefusedWhereItsVfAddressIsHeldOrMissingOrOnAnotherNetwo
     EXPECT_TRUE(fifth.records().empty());
 }
 
+TEST_F(Flow, TheProgramDrivesAStartAndADestroyByHand) {
+    const auto engine = host_.dir() + "/vm.xml";
+    write_text(engine, make_domain({{"00:1a:4a:16:01:51", "sriovnet", kPassthrough}}));
+    const Props env{{"SRIOV_PASSTHROUGH_CONF", host_.conf_path()}};
+    const auto start = run_command({SRIOVPT_VDSM_FLOW, "start", engine}, env);
+    ASSERT_EQ(start.status, 0) << start.output;
+    EXPECT_NE(start.output.find("before_vm_start: " + hook_path("before_vm_start") + ": exit 0"), std::string::npos)
+        << start.output;
+    EXPECT_NE(start.output.find(R"(<interface type="hostdev" managed="yes">)"), std::string::npos) << start.output;
+    EXPECT_EQ(host_.reservations().size(), 1u);
+    const auto gone = run_command({SRIOVPT_VDSM_FLOW, "destroy", engine, "--vm-id", kVmId}, env);
+    EXPECT_EQ(gone.status, 0) << gone.output;
+    EXPECT_TRUE(host_.reservations().empty());
+    EXPECT_EQ(run_command({SRIOVPT_VDSM_FLOW, "start"}, env).status, 2) << "usage";
+}
+
 }  // namespace
 }  // namespace sriovpt::test

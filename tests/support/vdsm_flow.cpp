@@ -109,7 +109,10 @@ std::string FlowResult::err() const {
     return out;
 }
 
-VdsmFlow::VdsmFlow(const TestHost& host, std::string hooks_dir) : host_(host), hooks_dir_(std::move(hooks_dir)) {}
+VdsmFlow::VdsmFlow(FlowHost host, std::string hooks_dir) : host_(std::move(host)), hooks_dir_(std::move(hooks_dir)) {}
+
+VdsmFlow::VdsmFlow(const TestHost& host, std::string hooks_dir)
+    : VdsmFlow(FlowHost{host.conf_path(), host.dir() + "/sys"}, std::move(hooks_dir)) {}
 
 std::string VdsmFlow::run_hook_point(const std::string& hook_point, const std::string& xml, const std::string& vm_id,
                                      const Props& device_custom, const Props& vm_custom, FlowResult& result) const {
@@ -128,7 +131,7 @@ std::string VdsmFlow::run_hook_point(const std::string& hook_point, const std::s
     for (const auto& [k, v] : vm_custom) env[k] = v;
     env["vmId"] = vm_id;
     env["_hook_domxml"] = path;
-    env["SRIOV_PASSTHROUGH_CONF"] = host_.conf_path();
+    env["SRIOV_PASSTHROUGH_CONF"] = host_.conf_path;
     for (const auto& script : scripts) {
         const auto run = run_command({script}, env);
         result.calls.push_back({hook_point, script, run.status, run.output});
@@ -287,7 +290,7 @@ MigrationResult migrate(const VdsmFlow& source, const VdsmFlow& destination, con
 
     // The destination VDSM detaches every hostdev <interface>'s PCI device
     // before anything else; a device it cannot find fails the creation.
-    const auto sys = destination.host().dir() + "/sys/devices";
+    const auto sys = destination.host().sysfs_root + "/devices";
     for (const auto iface : devices.children("interface")) {
         if (std::string_view(iface.attribute("type").as_string()) != "hostdev") continue;
         const auto a = iface.child("source").child("address");

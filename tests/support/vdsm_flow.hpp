@@ -39,11 +39,18 @@ struct FlowResult {
     std::string err() const;          // all stderr, concatenated
 };
 
+// The host a flow runs on: the configuration the hooks see
+// ($SRIOV_PASSTHROUGH_CONF) and the sysfs tree VDSM's own steps look at.
+struct FlowHost {
+    std::string conf_path;
+    std::string sysfs_root;
+};
+
 class VdsmFlow {
 public:
-    // `host` gives the configuration ($SRIOV_PASSTHROUGH_CONF) the hooks see;
     // `hooks_dir` is the tree VDSM runs hooks from (the build tree mirrors
     // <prefix>/libexec/vdsm/hooks).
+    VdsmFlow(FlowHost host, std::string hooks_dir);
     explicit VdsmFlow(const TestHost& host, std::string hooks_dir = SRIOVPT_HOOKS_DIR);
 
     // VM start (Vm._run): for each device of <devices> but disks whose
@@ -85,10 +92,10 @@ public:
     std::string run_hook_point(const std::string& hook_point, const std::string& xml, const std::string& vm_id,
                                const Props& device_custom, const Props& vm_custom, FlowResult& result) const;
 
-    const TestHost& host() const { return host_; }
+    const FlowHost& host() const { return host_; }
 
 private:
-    const TestHost& host_;
+    FlowHost host_;
     std::string hooks_dir_;
 };
 
