@@ -20,10 +20,12 @@ constexpr const char* kPool = "[network.sriovnet]\npfs = ens1f0, ens1f1\nvlan = 
 // make_domain's aliases: ua-0000000<slot>-4f3b-4e0e-9a43-2b8f0c9a1d11, slot from 1.
 std::string alias_of_slot(int slot) { return "ua-0000000" + std::to_string(slot) + "-4f3b-4e0e-9a43-2b8f0c9a1d11"; }
 
+// Every hook run exited 0, said nothing and left its file as it was.
 void expect_all_hooks_quiet(const FlowResult& r) {
     for (const auto& c : r.calls) {
         EXPECT_EQ(c.status, 0) << c.hook_point << ": " << c.err;
         EXPECT_EQ(c.err, "") << c.hook_point;
+        EXPECT_FALSE(c.xml_changed) << c.hook_point;
     }
 }
 
@@ -157,6 +159,7 @@ TEST_F(Flow, VmWithoutPassthroughIsNeverTouchedWhateverIsBroken) {
 
         const auto start = src.start_vm(engine, kVmId);
         ASSERT_TRUE(start.ok) << start.why;
+        ASSERT_EQ(start.calls.size(), 1u) << "before_vm_start ran";
         expect_all_hooks_quiet(start);
         const auto live = src.live_xml(engine, start.xml);
 
@@ -168,6 +171,8 @@ TEST_F(Flow, VmWithoutPassthroughIsNeverTouchedWhateverIsBroken) {
 
         const auto moved = migrate(src, dst, live, kVmId);
         EXPECT_TRUE(moved.ok) << moved.failed_at << ": " << moved.why;
+        EXPECT_EQ(moved.source.calls.size(), 3u) << "before_vm_migrate_source, after_vm_migrate_source, after_vm_destroy";
+        EXPECT_EQ(moved.destination.calls.size(), 2u) << "before_ and after_vm_migrate_destination";
         expect_all_hooks_quiet(moved.source);
         expect_all_hooks_quiet(moved.destination);
         expect_all_hooks_quiet(dst.destroy(live, kVmId));

@@ -133,8 +133,9 @@ std::string VdsmFlow::run_hook_point(const std::string& hook_point, const std::s
     env["_hook_domxml"] = path;
     env["SRIOV_PASSTHROUGH_CONF"] = host_.conf_path;
     for (const auto& script : scripts) {
+        const auto before = read_text(path);
         const auto run = run_command({script}, env);
-        result.calls.push_back({hook_point, script, run.status, run.output});
+        result.calls.push_back({hook_point, script, run.status, run.output, read_text(path) != before});
         if (run.status != 0 && before_hook(hook_point)) fail_flow(result, hook_point, run.output);
         if (run.status == 2) break;
     }

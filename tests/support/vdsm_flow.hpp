@@ -25,6 +25,7 @@ struct HookCall {
     std::string executable;
     int status = -1;
     std::string err;
+    bool xml_changed = false;   // the file differs after the run
 };
 
 // What a flow did. `ok` is VDSM's verdict on the operation; `failed_at` the
