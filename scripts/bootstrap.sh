@@ -12,6 +12,8 @@ packages=(
   libvirt-clients                                   # virt-xml-validate, virsh (test driver)
   libvirt-daemon-driver-qemu qemu-system-x86        # qemu:///embed, to validate our XML as QEMU's driver would
   rpm rpmlint                                       # rpmbuild and rpmlint, for packaging/
+  libmnl-dev libcap-ng-dev                          # the VF helper (helper/): netlink, capabilities
+  libcap2-bin iproute2 util-linux                   # its tests: setcap/getcap, ip, unshare/setpriv
   clang libclang-rt-14-dev                          # fuzz/run.sh: libFuzzer and clang's sanitizers
 )
 missing=()
