@@ -24,25 +24,78 @@ namespace {
 constexpr std::string_view kMagic = "sriov-passthrough-reservation";
 constexpr std::string_view kRecordPrefix = "vf-";
 constexpr std::string_view kTempPrefix = ".tmp-";
-// Records and the lock: vdsm (owner) writes, kvm (group) and root read.
+// Records and the lock: the owner (vdsm) reads and writes, the group (kvm) reads.
 constexpr mode_t kFileMode = 0640;
 constexpr mode_t kDirMode = 0750;
+// No record is this large; a runaway file is not read further.
+constexpr size_t kMaxRecordBytes = 65536;
+// Opening never blocks (a FIFO would, until a writer came), never follows a
+// symlink, never makes a terminal ours.
+constexpr int kOpenFlags = O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY;
 
 std::string errno_text() { return std::strerror(errno); }
 
-// Reads a whole file relative to a directory fd, without following symlinks.
-std::optional<std::string> read_at(int dir_fd, const std::string& name) {
-    const int fd = ::openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) return std::nullopt;
-    std::string out;
+std::string file_kind(mode_t mode) {
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISLNK(mode)) return "a symbolic link";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    return "not a regular file";
+}
+
+// A record file's content, or why it cannot be had. `vanished`: it was
+// removed while we looked (released under the lock of another process).
+struct RecordFile {
+    std::optional<std::string> text;
+    std::string problem;
+    bool vanished = false;
+};
+
+RecordFile read_record_file(int dir_fd, const std::string& name) {
+    RecordFile out;
+    struct stat st{};
+    if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        out.vanished = errno == ENOENT;
+        out.problem = cat("cannot be read: ", errno_text());
+        return out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        out.problem = cat("is ", file_kind(st.st_mode), ", not a regular file (never opened)");
+        return out;
+    }
+    const int fd = ::openat(dir_fd, name.c_str(), O_RDONLY | kOpenFlags);
+    if (fd < 0) {
+        out.vanished = errno == ENOENT;
+        out.problem = cat("cannot be read: ", errno_text());
+        return out;
+    }
+    // The name may have been replaced since fstatat.
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        out.problem = cat("is ", file_kind(st.st_mode), ", not a regular file (never read)");
+        return out;
+    }
+    std::string text;
     char buf[1024];
     ssize_t n;
-    while ((n = ::read(fd, buf, sizeof buf)) > 0) {
-        out.append(buf, static_cast<size_t>(n));
-        if (out.size() > 65536) break;  // no record is this large; don't read a runaway file
+    while ((n = ::read(fd, buf, sizeof buf)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        text.append(buf, static_cast<size_t>(n));
+        if (text.size() > kMaxRecordBytes) break;
     }
+    const int read_errno = errno;
     ::close(fd);
-    if (n < 0) return std::nullopt;
+    if (n < 0) {
+        errno = read_errno;
+        out.problem = cat("cannot be read: ", errno_text());
+        return out;
+    }
+    out.text = std::move(text);
     return out;
 }
 
@@ -175,9 +228,21 @@ ReservationStore::Lock::~Lock() {
     if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
 }
 
-ReservationStore::Lock ReservationStore::lock() {
-    const int fd = ::openat(dir_fd_, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, kFileMode);
+int ReservationStore::open_lock() {
+    constexpr int kFlags = O_RDWR | kOpenFlags;
+    const int fd = ::openat(dir_fd_, "lock", kFlags | O_CREAT, kFileMode);
     if (fd < 0) fail("lock file ", dir_, "/lock cannot be opened: ", errno_text());
+    struct stat st{};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        fail("lock file ", dir_, "/lock is ", file_kind(st.st_mode), ", not a regular file (remove it; the hooks "
+             "create a new one)");
+    }
+    return fd;
+}
+
+ReservationStore::Lock ReservationStore::lock() {
+    const int fd = open_lock();
     Lock held(fd);
     const auto deadline = std::chrono::steady_clock::now() + lock_timeout_;
     // Poll with a short, growing, jittered sleep: flock(2) has no timeout, and
@@ -220,13 +285,13 @@ std::vector<RecordEntry> ReservationStore::load() const {
         RecordEntry e;
         e.file = name;
         e.pci = PciAddress::parse(std::string_view(name).substr(kRecordPrefix.size()));
-        const auto text = read_at(dir_fd_, name);
-        if (!text) {
-            if (errno == ENOENT) continue;  // released while we listed
-            e.problem = cat("cannot be read: ", errno_text());
+        auto file = read_record_file(dir_fd_, name);
+        if (file.vanished) continue;  // released while we listed
+        if (!file.text) {
+            e.problem = std::move(file.problem);
         } else {
             try {
-                e.record = parse_record(*text);
+                e.record = parse_record(*file.text);
                 if (!e.pci || e.record->pci != *e.pci) {
                     e.problem = "its file name does not match the PCI address inside";
                     e.record.reset();
@@ -248,7 +313,7 @@ bool ReservationStore::create(const Reservation& r) {
     // A temporary by this name can only be the leftover of a writer that
     // died (we hold the lock) and had our pid before: pids are reused.
     ::unlinkat(dir_fd_, temp.c_str(), 0);
-    const int fd = ::openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, kFileMode);
+    const int fd = ::openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | kOpenFlags, kFileMode);
     if (fd < 0) fail("creating a record in ", dir_, ": ", errno_text());
     const auto text = format_record(r);
     // fdatasync: a state_dir on disk keeps complete records across a host

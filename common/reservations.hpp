@@ -1,5 +1,4 @@
 // Reservation records (docs/design.md, "The store"): which (vmId, MAC) holds
-// which VF.
 //
 // On disk, in state_dir:
 //   lock                 flock(2) taken for every change (bounded by lock_timeout)
@@ -8,7 +7,13 @@
 //
 // A record is written in full to a temporary file and then link(2)ed to its
 // final name: link fails if the name exists, so creation is exclusive, and a
-// reader (or a crash) never sees half a record. Record format, version 1:
+// reader (or a crash) never sees half a record.
+//
+// Anything in state_dir that is not a regular file (a FIFO, a socket, a
+// directory, a symlink) is never opened blocking: a record file of that kind
+// is reported as damaged, a lock of that kind is an error.
+//
+// Record format, version 1:
 //
 //   sriov-passthrough-reservation 1
 //   pci 0000:3b:02.1
@@ -80,7 +85,8 @@ public:
     const std::string& dir() const { return dir_; }
 
     // Exclusive lock on the store, held while alive. Waits at most lock_timeout,
-    // then throws LockTimeout.
+    // then throws LockTimeout. Creates state_dir/lock if missing; throws Error
+    // when it is not a regular file.
     class Lock {
     public:
         explicit Lock(int fd) : fd_(fd) {}
@@ -92,7 +98,8 @@ public:
     };
     Lock lock();
 
-    // Every record file, good or not, sorted by file name.
+    // Every record file, good or not, sorted by file name. A record file that
+    // is not a regular file is listed with its problem, never opened.
     std::vector<RecordEntry> load() const;
 
     // Writes `r` as the record of its VF. Returns false (and writes nothing) if
@@ -110,6 +117,7 @@ public:
 
 private:
     std::vector<std::string> names_starting_with(std::string_view prefix) const;
+    int open_lock();
 
     std::string dir_;
     int dir_fd_ = -1;

@@ -98,12 +98,22 @@ std::optional<std::string> Sysfs::resolve(std::string_view rel) const {
 std::optional<std::string> Sysfs::read(std::string_view rel) const {
     const auto resolved = resolve(rel);
     if (!resolved) return std::nullopt;
-    const int fd = ::open(absolute(*resolved).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    // O_NONBLOCK and the type check: a FIFO in a (fake) tree must not hang
+    // a hook. A sysfs attribute is at most a page; a runaway file is cut.
+    const int fd = ::open(absolute(*resolved).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) return std::nullopt;
+    struct stat st{};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        return std::nullopt;
+    }
     std::string out;
     char buf[512];
     ssize_t n;
-    while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+        out.append(buf, static_cast<size_t>(n));
+        if (out.size() >= 65536) break;
+    }
     ::close(fd);
     if (n < 0) return std::nullopt;
     return std::string(trim(out));

@@ -1,5 +1,4 @@
 // Read-only access to a sysfs tree under a configurable root
-// (docs/design.md, "sysfs").
 //
 // The kernel's symlinks are relative ("../../devices/..."); they are resolved
 // component by component inside the root, so a fake tree in a test directory
@@ -26,7 +25,8 @@ public:
     // component does not exist or the links loop.
     std::optional<std::string> resolve(std::string_view rel) const;
 
-    // Contents of a file, trimmed; nullopt if it cannot be read.
+    // Contents of a regular file (at most 64 KiB), trimmed; nullopt if it
+    // cannot be read or is not a regular file (never opened blocking).
     std::optional<std::string> read(std::string_view rel) const;
 
     // Last component of a symlink's target ("driver" -> "iavf"); nullopt if

@@ -2,6 +2,11 @@
 // awkward cases (vfio-pci without net/, zero VFs, numa_node -1).
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "harness.hpp"
@@ -68,6 +73,33 @@ TEST(Inventory, DescribesPfsAndVfs) {
     EXPECT_EQ(inventory.vf_address(*pf, 3), fake.vf_pci("ens1f0", 3));
     EXPECT_FALSE(inventory.vf_address(*pf, 4));
     EXPECT_EQ(inventory.all_pfs().size(), 2u);
+}
+
+// A FIFO where a sysfs attribute should be: never opened blocking (a fake
+// tree or a bind mount can have one; the kernel's sysfs cannot).
+TEST(Sysfs, NeverOpensAFifo) {
+    test::TempDir dir;
+    sim::FakeSysfs fake(dir.path());
+    fake.add_pf(FakePf{"ens1f0", "0000:3b:00.0", 4});
+    const auto numvfs = dir.path() + "/devices/pci0000:00/0000:3b:00.0/sriov_numvfs";
+    std::filesystem::remove(numvfs);
+    ASSERT_EQ(::mkfifo(numvfs.c_str(), 0644), 0);
+    const pid_t child = ::fork();
+    if (child == 0) {
+        Sysfs sysfs(dir.path());
+        Inventory inventory(sysfs);
+        const auto pf = inventory.pf("ens1f0");
+        ::_exit(pf && !sysfs.read("class/net/ens1f0/device/sriov_numvfs") ? 0 : 1);
+    }
+    int status = -1;
+    pid_t done = 0;
+    for (int i = 0; i < 1000 && (done = ::waitpid(child, &status, WNOHANG)) == 0; ++i) ::usleep(10 * 1000);
+    if (done == 0) {
+        ::kill(child, SIGKILL);
+        ::waitpid(child, &status, 0);
+        FAIL() << "reading sysfs blocked on a FIFO";
+    }
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 }  // namespace

@@ -1,11 +1,14 @@
 // The record format and the store: exclusive creation, damaged and unknown
 // records, temporaries left by a killed writer, the bounded lock.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
 
 #include "error.hpp"
 #include "harness.hpp"
@@ -31,6 +34,52 @@ Reservation sample() {
     r.created = 1763890000;
     r.origin = "before_vm_start";
     return r;
+}
+
+// Runs `body` in a child process, waiting at most `limit`: a call that
+// blocks (a FIFO opened for reading waits for a writer) fails the test
+// instead of hanging it. Returns what `body` returned, or "(timed out)".
+std::string bounded_in_child(const std::function<std::string()>& body,
+                             std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    int fds[2];
+    if (::pipe(fds) != 0) return "(pipe failed)";
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(fds[0]);
+        std::string out;
+        try {
+            out = body();
+        } catch (const std::exception& e) {
+            out = std::string("threw: ") + e.what();
+        }
+        (void)!::write(fds[1], out.data(), out.size());
+        ::_exit(0);
+    }
+    ::close(fds[1]);
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    while (::waitpid(pid, &status, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            ::close(fds[0]);
+            return "(timed out)";
+        }
+        ::usleep(10 * 1000);
+    }
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    ::close(fds[0]);
+    return out;
+}
+
+// "file: ok" or "file: problem", one line per entry.
+std::string describe(const std::vector<RecordEntry>& entries) {
+    std::string out;
+    for (const auto& e : entries) out += e.file + ": " + (e.record ? std::string("ok") : e.problem) + "\n";
+    return out;
 }
 
 std::string problem_of(std::string_view text) {
@@ -134,6 +183,34 @@ TEST(Store, LeftoverTemporariesAreRemoved) {
     EXPECT_TRUE(store.load().empty());  // never mistaken for a record
     EXPECT_EQ(store.remove_temporaries(), std::vector<std::string>{".tmp-12345-0"});
     EXPECT_FALSE(std::filesystem::exists(dir.path() + "/.tmp-12345-0"));
+}
+
+TEST(Store, NothingButARegularFileIsEverOpened) {
+    TempDir dir;
+    ReservationStore store(dir.path(), std::chrono::seconds(1));
+    ASSERT_TRUE(store.create(sample()));
+    ASSERT_EQ(::mkfifo((dir.path() + "/vf-0000:3b:02.2").c_str(), 0640), 0);
+    ASSERT_EQ(::mkfifo((dir.path() + "/.tmp-77-0").c_str(), 0640), 0);
+    std::filesystem::create_directory(dir.path() + "/vf-0000:3b:02.3");
+    EXPECT_EQ(bounded_in_child([&] { return describe(store.load()); }),
+              "vf-0000:3b:02.1: ok\n"
+              "vf-0000:3b:02.2: is a FIFO, not a regular file (never opened)\n"
+              "vf-0000:3b:02.3: is a directory, not a regular file (never opened)\n");
+    EXPECT_EQ(bounded_in_child([&] {
+                  std::string out;
+                  for (const auto& name : store.remove_temporaries()) out += name + "\n";
+                  return out;
+              }),
+              ".tmp-77-0\n");
+
+    // A lock that is a FIFO: an error, at once.
+    ASSERT_EQ(::mkfifo((dir.path() + "/lock").c_str(), 0640), 0);
+    EXPECT_EQ(bounded_in_child([&] {
+                  store.lock();
+                  return std::string("locked");
+              }),
+              "threw: lock file " + dir.path() + "/lock is a FIFO, not a regular file (remove it; the hooks create a "
+              "new one)");
 }
 
 TEST(Store, LockWaitIsBounded) {

@@ -1,0 +1,143 @@
+// The state directory and sysfs as a real host leaves them (issue 10,
+// "Hardening"), through the real hooks and the real command, each run
+// bounded by timeout(1) so that a hang fails the test instead of stalling it.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+#include "harness.hpp"
+
+namespace fs = std::filesystem;
+
+namespace sriovpt::test {
+namespace {
+
+const std::map<std::string, std::string> kPassthrough{{"passthrough", "true"}};
+const std::string kMac = "00:1a:4a:16:01:51";
+constexpr const char* kOtherVm = "0e000000-0000-4000-8000-000000000001";
+// The hooks' user in these tests: the state directory belongs to it, as
+// /run/vdsm/hooks/sriov_passthrough belongs to vdsm:kvm on a host.
+constexpr uid_t kHooksUid = 65534;
+// Every run is killed after this long: far more than any of them needs.
+constexpr int kLimitSeconds = 20;
+constexpr int kKilled = 128 + 9;  // timeout -s KILL
+
+// Who runs a program: root (this test) or the hooks' user.
+enum class As { root, hooks };
+
+std::vector<std::string> bounded(As as, std::vector<std::string> argv) {
+    std::vector<std::string> out{"timeout", "-s", "KILL", std::to_string(kLimitSeconds)};
+    if (as == As::hooks) {
+        const auto id = std::to_string(kHooksUid);
+        out.insert(out.end(), {"setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups"});
+    }
+    out.insert(out.end(), argv.begin(), argv.end());
+    return out;
+}
+
+// ens1f0 and ens1f1, four VFs each; sriovnet on ens1f0 (VLAN 100), othernet
+// on ens1f1 (VLAN 200).
+class StoreHardening : public testing::Test {
+protected:
+    StoreHardening()
+        : host_("[network.sriovnet]\npfs = ens1f0\nvlan = 100\n[network.othernet]\npfs = ens1f1\nvlan = 200\n") {
+        host_.sysfs().add_pf({"ens1f0", "0000:3b:00.0", 4});
+        host_.sysfs().add_pf({"ens1f1", "0000:5e:00.0", 4});
+        fs::create_directories(work_);
+        // The hooks' user must reach the configuration, sysfs and the XML.
+        ::chmod(host_.dir().c_str(), 0755);
+        ::chmod(work_.c_str(), 0777);
+    }
+
+    // The state directory as the RPM's tmpfiles.d entry makes it: owned by
+    // the hooks' user, 0750.
+    void state_dir_of_the_hooks() {
+        fs::create_directories(host_.state_dir());
+        ASSERT_EQ(::chown(host_.state_dir().c_str(), kHooksUid, kHooksUid), 0);
+        ::chmod(host_.state_dir().c_str(), 0750);
+    }
+
+    // Runs a hook as VDSM does, as `as`, bounded.
+    HookRun hook(const std::string& hook_point, const std::string& xml, const std::string& vm_id, As as = As::root,
+                 const std::map<std::string, std::string>& props = {}) {
+        const auto path = work_ + "/domxml-" + std::to_string(++runs_);
+        write_text(path, xml);
+        ::chmod(path.c_str(), 0666);
+        std::map<std::string, std::string> env{{"_hook_domxml", path},
+                                               {"SRIOV_PASSTHROUGH_CONF", host_.conf_path()},
+                                               {"vmId", vm_id}};
+        for (const auto& [k, v] : props) env[k] = v;
+        const auto result = run_command(bounded(as, {hook_path(hook_point)}), env);
+        return HookRun{result.status, result.output, read_text(path)};
+    }
+
+    CommandResult cli(const std::vector<std::string>& args, As as = As::root) {
+        std::vector<std::string> argv{SRIOVPT_CLI};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return run_command(bounded(as, argv), {{"SRIOV_PASSTHROUGH_CONF", host_.conf_path()}});
+    }
+
+    std::string domain(const std::string& network = "sriovnet", std::map<std::string, std::string> props = kPassthrough,
+                       const std::string& vm = kVmId) const {
+        return make_domain({{kMac, network, std::move(props)}}, vm, "vm");
+    }
+
+    TestHost host_;
+    std::string work_ = host_.dir() + "/work";
+    int runs_ = 0;
+};
+
+// --- Item 4: what is not a regular file in state_dir ----------------------------------
+
+TEST_F(StoreHardening, AFifoInTheStateDirHangsNothing) {
+    fs::create_directories(host_.state_dir());
+    const auto fifo = host_.state_dir() + "/vf-0000:3b:02.0";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0640), 0);
+    const auto problem = "vf-0000:3b:02.0: is a FIFO, not a regular file (never opened)";
+
+    const auto start = hook("before_vm_start", domain(), kVmId);
+    EXPECT_NE(start.status, kKilled) << "before_vm_start hung on the FIFO";
+    EXPECT_EQ(start.status, 0) << start.err;
+    EXPECT_NE(start.xml.find(R"(bus="0x3b" slot="0x02" function="0x1")"), std::string::npos)
+        << "the FIFO's VF is never given: " << start.xml;
+
+    const auto status = cli({"status", "--no-libvirt"});
+    EXPECT_EQ(status.status, 0) << status.output;
+    EXPECT_NE(status.output.find("damaged: is a FIFO, not a regular file (never opened)"), std::string::npos)
+        << status.output;
+    const auto gc = cli({"gc"});
+    EXPECT_EQ(gc.status, 0) << gc.output;
+    EXPECT_NE(gc.output.find(problem), std::string::npos) << gc.output;
+    const auto check = cli({"check"});
+    EXPECT_EQ(check.status, 1) << check.output;
+    EXPECT_NE(check.output.find("PROBLEM: record " + host_.state_dir() + "/" + problem), std::string::npos)
+        << check.output;
+    const auto migrate = hook("before_vm_migrate_source", start.xml, kVmId);
+    EXPECT_NE(migrate.status, kKilled);
+    EXPECT_EQ(migrate.status, 2) << "the VM holds a VF: " << migrate.err;
+    const auto arrive = hook("after_vm_migrate_destination", domain(), kOtherVm);
+    EXPECT_EQ(arrive.status, 0) << arrive.err;
+    const auto destroy = hook("after_vm_destroy", domain(), kVmId);
+    EXPECT_EQ(destroy.status, 0) << destroy.err;
+    EXPECT_TRUE(fs::exists(fifo)) << "left for the operator";
+
+    // The lock a FIFO: refused at once.
+    ASSERT_EQ(::unlink((host_.state_dir() + "/lock").c_str()), 0);
+    ASSERT_EQ(::mkfifo((host_.state_dir() + "/lock").c_str(), 0640), 0);
+    const auto refused = hook("before_vm_start", domain(), kVmId);
+    EXPECT_EQ(refused.status, 2);
+    EXPECT_EQ(refused.err, "sriov-passthrough: before_vm_start: lock file " + host_.state_dir() +
+                               "/lock is a FIFO, not a regular file (remove it; the hooks create a new one)\n");
+    const auto not_released = hook("after_vm_destroy", domain(), kVmId);
+    EXPECT_EQ(not_released.status, 1) << not_released.err;
+}
+
+}  // namespace
+}  // namespace sriovpt::test
