@@ -24,6 +24,8 @@ hooks_dir=/usr/libexec/vdsm/hooks
 unit_dir=/usr/lib/systemd/system
 gc_service=$unit_dir/sriov-passthrough-gc.service
 gc_timer=$unit_dir/sriov-passthrough-gc.timer
+vf_helper=/usr/libexec/sriov-passthrough/sriov-passthrough-vf-helper
+vf_policy=/etc/vdsm/hooks/sriov_passthrough_vf_helper.conf
 work=${SRIOVPT_RPM_WORKDIR:-$top/build-rpm}/test
 export SRIOVPT_RPM_WORKDIR=$work
 
@@ -118,9 +120,15 @@ check "no other hook in the package" \
 check "/usr/bin/sriov-passthrough, 0755 root:root" \
     [ "$(mode_owner /usr/bin/sriov-passthrough)" = "-rwxr-xr-x root root" ]
 check "$conf, 0644 root:root" [ "$(mode_owner $conf)" = "-rw-r--r-- root root" ]
-check "rpm -qc lists $conf (and only it)" [ "$(q -c)" = "$conf" ]
+check "rpm -qc lists $conf and $vf_policy (and only them)" \
+    [ "$(q -c | sort)" = "$(printf '%s\n' "$conf" "$vf_policy" | sort)" ]
 fileflags=$(q --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]')
 check "$conf is %config(noreplace)" grep -qx "$conf cn" <<<"$fileflags"
+check "$vf_helper, 0755 root:root, file capability cap_net_admin=ep (not setuid)" \
+    eval '[ "$(mode_owner $vf_helper)" = "-rwxr-xr-x root root" ] &&
+          grep -qx "$vf_helper cap_net_admin=ep" <(q --qf "[%{FILENAMES} %{FILECAPS}\n]")'
+check "$vf_policy, 0644 root:root, %config(noreplace)" \
+    eval '[ "$(mode_owner $vf_policy)" = "-rw-r--r-- root root" ] && grep -qx "$vf_policy cn" <<<"$fileflags"'
 check "$tmpfiles, 0644 root:root" [ "$(mode_owner $tmpfiles)" = "-rw-r--r-- root root" ]
 check "state dir $state_dir is a %ghost directory 0750 vdsm:kvm" \
     eval '[ "$(mode_owner $state_dir)" = "drwxr-x--- vdsm kvm" ] && grep -qx "$state_dir g" <<<"$fileflags"'
@@ -175,6 +183,13 @@ for hp in $hook_points; do
     [ "$(stat -c '%a %U %G' "$f" 2>/dev/null)" = "755 root root" ] || bad="$bad $hp"
 done
 check "installed hooks are 0755 root:root" [ -z "$bad" ]
+# scripts/bootstrap.sh installs getcap (libcap2-bin): missing, it fails.
+if command -v getcap >/dev/null; then
+    check "installed $vf_helper has the file capability cap_net_admin=ep (getcap)" \
+        [ "$(getcap "$root$vf_helper" 2>&1)" = "$root$vf_helper cap_net_admin=ep" ]
+else
+    not_ok "getcap is installed (scripts/bootstrap.sh installs libcap2-bin)"
+fi
 
 if [ "$proc_mounted" = yes ]; then
     check "%post created $state_dir, 0750 vdsm:kvm" \
@@ -227,6 +242,8 @@ cli=$root/usr/bin/sriov-passthrough
 check "installed sriov-passthrough --version prints $version" \
     grep -qF "$version" <("$cli" --version 2>&1)
 check "installed sriov-passthrough --help exits 0" eval '"$cli" --help >/dev/null 2>&1'
+check "installed $vf_helper without a command exits 2 with its usage" \
+    eval '"$root$vf_helper" >/dev/null 2>"$work/helper.err"; [ $? = 2 ] && grep -q "usage: " "$work/helper.err"'
 if command -v groff >/dev/null; then
     man_page=$(ls "$root"/usr/share/man/man8/sriov-passthrough.8*)
     check "man page renders without groff warnings" \

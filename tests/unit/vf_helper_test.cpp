@@ -14,6 +14,7 @@
 #include "error.hpp"
 #include "harness.hpp"
 #include "reservations.hpp"
+#include "text.hpp"
 #include "vf_helper.hpp"
 #include "vf_policy.hpp"
 
@@ -176,6 +177,34 @@ TEST(VfHelperPolicy, Mistakes) {
             EXPECT_EQ(std::string(e.what()), message);
         }
     }
+}
+
+TEST(VfHelperPolicy, SamplePolicyDeniesEverythingAndItsExamplesParse) {
+    const auto sample = std::filesystem::path(SRIOVPT_README).parent_path() / "packaging" / "vf_helper_policy.conf";
+    const auto text = test::read_text(sample.string());
+    const auto shipped = parse_policy(text, sample.string(), fake_users);
+    EXPECT_EQ(shipped.user, "vdsm");
+    EXPECT_TRUE(shipped.pfs.empty());
+    EXPECT_TRUE(shipped.allowed.empty());
+
+    // Every commented "# key = value" line, uncommented, is valid.
+    std::string examples;
+    size_t uncommented = 0;
+    for (const auto& line : split(text, '\n')) {
+        // "# key = value": the key is one word.
+        const auto body = line.rfind("# ", 0) == 0 ? line.substr(2) : std::string();
+        if (!body.empty() && body.find(' ') != std::string::npos && body.find(' ') == body.find(" = ")) {
+            examples += body + "\n";
+            ++uncommented;
+        } else {
+            examples += line + "\n";
+        }
+    }
+    EXPECT_EQ(uncommented, 10u);
+    const auto full = parse_policy(examples, sample.string(), fake_users);
+    EXPECT_EQ(full.pfs, (std::vector<std::string>{"ens1f0", "ens1f1"}));
+    EXPECT_EQ(full.allowed, (std::set<Kind>{Kind::spoofchk, Kind::rate}));
+    EXPECT_EQ(full.rate_ceiling, 10000u);
 }
 
 // The policy file's owner and modes: who can change it could grant itself
