@@ -111,20 +111,81 @@ bool write_all(int fd, std::string_view data) {
     return true;
 }
 
+// --- Values of version 2 -------------------------------------------------------
+
+bool is_hex_digit(char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f'); }
+unsigned hex_value(char c) {
+    if (c >= '0' && c <= '9') return static_cast<unsigned>(c - '0');
+    if (c >= 'a' && c <= 'f') return static_cast<unsigned>(c - 'a' + 10);
+    return static_cast<unsigned>(c - 'A' + 10);
+}
+
+std::string encode_v2(std::string_view value) {
+    if (value.empty()) return "-";
+    if (value == "-") return "%2D";
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    std::string out;
+    for (const char c : value) {
+        const auto b = static_cast<unsigned char>(c);
+        if (b > 0x20 && b < 0x7f && c != '%') {
+            out += c;
+        } else {
+            out += '%';
+            out += kHex[b >> 4];
+            out += kHex[b & 0xf];
+        }
+    }
+    return out;
+}
+
+std::string decode_v2(std::string_view key, std::string_view text) {
+    if (text == "-") return {};
+    std::string out;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        const auto b = static_cast<unsigned char>(c);
+        if (c == '%') {
+            if (i + 2 >= text.size() || !is_hex_digit(text[i + 1]) || !is_hex_digit(text[i + 2]))
+                fail("'", std::string(key), "' has a '%' not followed by two hex digits");
+            out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
+            i += 2;
+        } else if (b <= 0x20 || b >= 0x7f) {
+            fail("'", std::string(key), "' has a byte 0x", std::string{"0123456789abcdef"[b >> 4], "0123456789abcdef"[b & 0xf]},
+                 " that version 2 writes as %XX");
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+// Whether version 1 writes `value` so that it reads back the same: one line,
+// and, where "-" means empty, not "-" itself; where it does not, not empty.
+bool fits_v1(std::string_view value, bool dash_is_empty) {
+    if (value.find('\n') != std::string_view::npos) return false;
+    return dash_is_empty ? value != "-" : !value.empty();
+}
+
 }  // namespace
 
 std::string format_record(const Reservation& r) {
-    return cat(kMagic, ' ', kRecordVersion, '\n',
+    const bool v1 = fits_v1(r.pf, false) && fits_v1(r.vm_id, false) && fits_v1(r.mac, false) &&
+                    fits_v1(r.network, true) && fits_v1(r.boot_id, true) && fits_v1(r.origin, true);
+    const auto text = [v1](const std::string& value) {
+        if (!v1) return encode_v2(value);
+        return value.empty() ? std::string("-") : value;
+    };
+    return cat(kMagic, ' ', v1 ? 1 : 2, '\n',
                "pci ", r.pci.to_string(), '\n',
-               "pf ", r.pf, '\n',
+               "pf ", v1 ? r.pf : encode_v2(r.pf), '\n',
                "vf_index ", r.vf_index, '\n',
-               "vm_id ", r.vm_id, '\n',
-               "mac ", r.mac, '\n',
-               "network ", r.network.empty() ? "-" : r.network, '\n',
+               "vm_id ", v1 ? r.vm_id : encode_v2(r.vm_id), '\n',
+               "mac ", v1 ? r.mac : encode_v2(r.mac), '\n',
+               "network ", text(r.network), '\n',
                "vlan ", r.vlan ? std::to_string(*r.vlan) : "-", '\n',
-               "boot_id ", r.boot_id.empty() ? "-" : r.boot_id, '\n',
+               "boot_id ", text(r.boot_id), '\n',
                "created ", std::to_string(r.created), '\n',
-               "origin ", r.origin.empty() ? "-" : r.origin, '\n',
+               "origin ", text(r.origin), '\n',
                "end\n");
 }
 
@@ -141,9 +202,17 @@ Reservation parse_record(std::string_view text) {
     if (header.substr(0, kMagic.size()) != kMagic || header.size() <= kMagic.size() + 1 ||
         header[kMagic.size()] != ' ')
         fail("not a reservation record (first line is not '", kMagic, " <version>')");
-    const auto version = header.substr(kMagic.size() + 1);
-    if (version != std::to_string(kRecordVersion))
-        fail("unknown record version ", std::string(version), " (this version reads version ", kRecordVersion, ")");
+    const auto version_text = header.substr(kMagic.size() + 1);
+    int version = 0;
+    if (version_text == "1") version = 1;
+    if (version_text == "2") version = 2;
+    if (!version) {
+        // Shown bounded: the line can be anything.
+        const bool long_text = version_text.size() > 16;
+        std::string shown;
+        for (const char c : version_text.substr(0, 16)) shown += (c > 0x20 && c < 0x7f) ? c : '?';
+        fail("unknown record version ", shown, long_text ? "..." : "", " (this version reads versions 1 and 2)");
+    }
     if (lines.back() != "end") fail("truncated: no 'end' line");
 
     std::map<std::string, std::string, std::less<>> fields;
@@ -163,35 +232,41 @@ Reservation parse_record(std::string_view text) {
         fields.erase(it);
         return value;
     };
-    const auto dash_empty = [](std::string v) { return v == "-" ? std::string() : v; };
+    // A name, a VM id, a MAC: raw in version 1 ("-" for empty where allowed),
+    // encoded in version 2.
+    const auto text_field = [&](std::string_view key, bool dash_is_empty) {
+        auto value = take(key);
+        if (version == 2) return decode_v2(key, value);
+        return dash_is_empty && value == "-" ? std::string() : value;
+    };
 
     Reservation r;
     const auto pci_text = take("pci");
     const auto pci = PciAddress::parse(pci_text);
     if (!pci) fail("pci '", pci_text, "' is not a PCI address");
     r.pci = *pci;
-    r.pf = take("pf");
+    r.pf = text_field("pf", false);
     const auto index = parse_decimal(take("vf_index"));
     if (!index || *index > 65535) fail("vf_index is not a number");
     r.vf_index = static_cast<unsigned>(*index);
-    const auto vm = normalize_uuid(take("vm_id"));
+    const auto vm = normalize_uuid(text_field("vm_id", false));
     if (!vm) fail("vm_id is not a UUID");
     r.vm_id = *vm;
-    const auto mac = normalize_mac(take("mac"));
+    const auto mac = normalize_mac(text_field("mac", false));
     if (!mac) fail("mac is not a MAC address");
     r.mac = *mac;
-    r.network = dash_empty(take("network"));
+    r.network = text_field("network", true);
     const auto vlan = take("vlan");
     if (vlan != "-") {
         const auto n = parse_decimal(vlan);
         if (!n || *n < 1 || *n > 4094) fail("vlan '", vlan, "' is not 1..4094");
         r.vlan = static_cast<unsigned>(*n);
     }
-    r.boot_id = dash_empty(take("boot_id"));
+    r.boot_id = text_field("boot_id", true);
     const auto created = parse_decimal(take("created"));
     if (!created) fail("created is not a number");
     r.created = static_cast<std::int64_t>(*created);
-    r.origin = dash_empty(take("origin"));
+    r.origin = text_field("origin", true);
     if (!fields.empty()) fail("unknown key '", fields.begin()->first, "'");
     return r;
 }

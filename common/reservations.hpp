@@ -27,6 +27,20 @@
 //   created 1763890000    (seconds since the epoch)
 //   origin before_vm_start
 //   end
+//
+// Each value is the rest of its line as it is; "-" stands for an empty
+// network, boot_id or origin. So version 1 cannot hold a value with a
+// newline, nor tell a network named "-" from none.
+//
+// Version 2 has the same lines, with the text values (pf, network, boot_id,
+// origin) encoded: "-" is the empty value; otherwise every byte outside
+// '!'..'~', and '%', is written %XX (two upper-case hex digits), and a value
+// of exactly "-" is written %2D. Any byte string round-trips.
+//
+// A record is written as version 1 whenever version 1 holds it exactly, so
+// the records of ordinary names stay readable by earlier releases (a
+// downgrade with VMs running); version 2 only for the names version 1 cannot
+// hold. Both versions are read.
 #pragma once
 
 #include <chrono>
@@ -40,7 +54,8 @@
 
 namespace sriovpt {
 
-inline constexpr int kRecordVersion = 1;
+// The newest record version this code reads and writes.
+inline constexpr int kRecordVersion = 2;
 
 struct Reservation {
     PciAddress pci;
@@ -57,10 +72,11 @@ struct Reservation {
     bool operator==(const Reservation&) const = default;
 };
 
+// The record of `r`: version 1 when it holds `r` exactly, else version 2.
 std::string format_record(const Reservation& r);
 
-// Parses a record; throws Error saying what is wrong ("unknown record version
-// 7", "line 3: ...", "truncated: no 'end' line").
+// Parses a record of version 1 or 2; throws Error saying what is wrong
+// ("unknown record version 7 ...", "line 3: ...", "truncated: no 'end' line").
 Reservation parse_record(std::string_view text);
 
 // One file of the store: a good record, or the reason it could not be read.

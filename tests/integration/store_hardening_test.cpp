@@ -94,6 +94,57 @@ protected:
     int runs_ = 0;
 };
 
+// --- Item 3: names a record must carry ------------------------------------------------
+
+TEST_F(StoreHardening, OddBridgeNamesAreRecordedSoDestroyReleases) {
+    // "&#10;" is a newline once parsed; "-" was version 1's "no network".
+    for (const auto& [bridge, network] : std::vector<std::pair<std::string, std::string>>{
+             {"sriov&#10;net", "sriov\nnet"}, {"-", "-"}, {"a b%", "a b%"}}) {
+        SCOPED_TRACE(network);
+        auto props = kPassthrough;
+        props["sriov_pf"] = "ens1f0";
+        const auto start = hook("before_vm_start", domain(bridge, props), kVmId);
+        ASSERT_EQ(start.status, 0) << start.err;
+        const auto records = host_.records();
+        ASSERT_EQ(records.size(), 1u);
+        ASSERT_TRUE(records[0].record) << "damaged: " << records[0].problem;
+        EXPECT_EQ(records[0].record->network, network);
+        const auto destroy = hook("after_vm_destroy", domain(bridge, props), kVmId);
+        EXPECT_EQ(destroy.status, 0) << destroy.err;
+        EXPECT_TRUE(host_.records().empty()) << "destroy gave the VF back";
+    }
+}
+
+// The hook reserved, then could not write the XML back: the undo must find
+// the record it made, whatever the bridge is called.
+TEST_F(StoreHardening, TheUndoOfAFailedStartFindsTheRecordOfABridgeNamedDash) {
+    const auto dir = host_.dir() + "/vdsm-tmp";
+    fs::create_directories(dir);
+    if (::mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=64k,mode=0755") != 0)
+        GTEST_SKIP() << "cannot mount a tmpfs (needs root): " << std::strerror(errno);
+    auto props = kPassthrough;
+    props["sriov_pf"] = "ens1f0";
+    const auto xml = domain("-", props);
+    write_text(dir + "/domxml", xml);
+    {
+        const int fd = ::open((dir + "/filler").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        const std::string block(4096, 'x');
+        while (::write(fd, block.data(), block.size()) > 0) {
+        }
+        ::close(fd);
+    }
+    const auto run = run_command(bounded(As::root, {hook_path("before_vm_start")}),
+                                 {{"_hook_domxml", dir + "/domxml"},
+                                  {"vmId", kVmId},
+                                  {"SRIOV_PASSTHROUGH_CONF", host_.conf_path()}});
+    const auto after = read_text(dir + "/domxml");
+    ::umount2(dir.c_str(), MNT_DETACH);
+    EXPECT_EQ(run.status, 2) << run.output;
+    EXPECT_NE(run.output.find("No space left on device"), std::string::npos) << run.output;
+    EXPECT_EQ(after, xml);
+    EXPECT_TRUE(host_.records().empty()) << "the VF reserved before the write must be given back";
+}
+
 // --- Item 4: what is not a regular file in state_dir ----------------------------------
 
 TEST_F(StoreHardening, AFifoInTheStateDirHangsNothing) {

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -111,9 +112,9 @@ TEST(RecordFormat, EveryTruncationIsDetected) {
 
 TEST(RecordFormat, UnknownVersionDuplicatesAndGarbageAreReported) {
     auto text = format_record(sample());
-    auto v2 = text;
-    v2.replace(v2.find(" 1\n"), 3, " 2\n");
-    EXPECT_EQ(problem_of(v2), "unknown record version 2 (this version reads version 1)");
+    auto v3 = text;
+    v3.replace(v3.find(" 1\n"), 3, " 3\n");
+    EXPECT_EQ(problem_of(v3), "unknown record version 3 (this version reads versions 1 and 2)");
     auto dup = text;
     dup.insert(dup.find("end\n"), "mac 00:1a:4a:16:01:52\n");
     EXPECT_NE(problem_of(dup).find("'mac' appears twice"), std::string::npos);
@@ -125,6 +126,80 @@ TEST(RecordFormat, UnknownVersionDuplicatesAndGarbageAreReported) {
     EXPECT_EQ(problem_of(bad_mac), "mac is not a MAC address");
     EXPECT_EQ(problem_of("\x7f" "ELF garbage\n"),
               "not a reservation record (first line is not 'sriov-passthrough-reservation <version>')");
+}
+
+// A record exactly as version 1 of this program wrote it: still read.
+TEST(RecordFormat, ReadsVersion1AsEarlierReleasesWroteIt) {
+    const std::string v1 =
+        "sriov-passthrough-reservation 1\n"
+        "pci 0000:3b:02.1\n"
+        "pf ens1f0\n"
+        "vf_index 1\n"
+        "vm_id 9c1f3d7e-2b44-4a51-8e0c-5d6a7b8c9d01\n"
+        "mac 00:1a:4a:16:01:51\n"
+        "network sriovnet\n"
+        "vlan 100\n"
+        "boot_id 06903289-b3ab-4a3c-810c-fab67696ebbb\n"
+        "created 1763890000\n"
+        "origin before_vm_start\n"
+        "end\n";
+    EXPECT_EQ(parse_record(v1), sample());
+    EXPECT_EQ(format_record(sample()), v1) << "plain names are still written as version 1, which earlier releases read";
+}
+
+// Names that version 1 cannot hold: a newline (allowed in an XML attribute,
+// so in <source bridge>), "-" (version 1's empty), an empty network, odd bytes.
+TEST(RecordFormat, AnyNameRoundTripsThroughVersion2) {
+    const std::vector<std::string> names{"sriov\nnet", "-", "", " lead and trail ", "100%", "%2D", "\r", "--",
+                                         std::string("nul\0byte", 8), "\xff\xfe", "r\xc3\xa9seau", "end", "a b",
+                                         "\nend\n"};
+    for (const auto& name : names) {
+        for (const auto field : {&Reservation::network, &Reservation::pf, &Reservation::origin, &Reservation::boot_id}) {
+            auto r = sample();
+            r.*field = name;
+            const auto text = format_record(r);
+            SCOPED_TRACE(text);
+            ASSERT_EQ(problem_of(text), "(parsed)");
+            EXPECT_EQ(parse_record(text), r);
+            EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 12) << "one line per field, whatever the name";
+        }
+    }
+    auto r = sample();
+    r.network = "sriov\nnet";
+    EXPECT_EQ(format_record(r).rfind("sriov-passthrough-reservation 2\n", 0), 0u);
+    EXPECT_NE(format_record(r).find("\nnetwork sriov%0Anet\n"), std::string::npos) << format_record(r);
+    r.network = "-";
+    EXPECT_NE(format_record(r).find("\nnetwork %2D\n"), std::string::npos) << format_record(r);
+    r.network.clear();
+    EXPECT_EQ(format_record(r).rfind("sriov-passthrough-reservation 1\n", 0), 0u) << "an empty network fits version 1";
+}
+
+TEST(RecordFormat, Version2TruncatedDuplicatedAndBadEscapesAreReported) {
+    auto r = sample();
+    r.network = "a\nb";
+    const auto text = format_record(r);
+    ASSERT_EQ(text.rfind("sriov-passthrough-reservation 2\n", 0), 0u);
+    for (size_t n = 0; n < text.size(); ++n) {
+        EXPECT_NE(problem_of(text.substr(0, n)), "(parsed)") << "truncated at " << n;
+    }
+    auto dup = text;
+    dup.insert(dup.find("end\n"), "network other\n");
+    EXPECT_NE(problem_of(dup).find("'network' appears twice"), std::string::npos);
+    const auto with_network = [&](const std::string& value) {
+        auto t = text;
+        t.replace(t.find("network a%0Ab"), 13, "network " + value);
+        return problem_of(t);
+    };
+    EXPECT_EQ(with_network("a%0"), "'network' has a '%' not followed by two hex digits");
+    EXPECT_EQ(with_network("a%zz"), "'network' has a '%' not followed by two hex digits");
+    EXPECT_EQ(with_network("%"), "'network' has a '%' not followed by two hex digits");
+    EXPECT_EQ(with_network("a b"), "'network' has a byte 0x20 that version 2 writes as %XX");
+    EXPECT_EQ(with_network("%41%62"), "(parsed)") << "escapes that did not need to be are still read";
+    auto v3 = text;
+    v3.replace(v3.find(" 2\n"), 3, " 3\n");
+    EXPECT_EQ(problem_of(v3), "unknown record version 3 (this version reads versions 1 and 2)");
+    EXPECT_EQ(problem_of("sriov-passthrough-reservation 99999999999999999999999999\nend\n"),
+              "unknown record version 9999999999999999... (this version reads versions 1 and 2)");
 }
 
 TEST(Store, CreateIsExclusiveAndRemoveIdempotent) {
