@@ -7,6 +7,7 @@
 
 #include "domain_xml.hpp"
 #include "error.hpp"
+#include "fast_path.hpp"
 #include "rewrite.hpp"
 #include "text.hpp"
 
@@ -156,7 +157,7 @@ HookOutcome pass_through(HookPoint hp, Host& host, const std::vector<Passthrough
 bool asks_for_passthrough(const PropertyLookup& lookup) {
     for (const auto* name : {kPropPassthrough, kPropFailover}) {
         const auto value = lookup(name);
-        if (value && !value->empty() && *value != "false") return true;
+        if (value && asks_for_passthrough_value(value->c_str())) return true;
     }
     return false;
 }
