@@ -70,6 +70,13 @@ int check_command(Host& host) {
             ::unlink(probe.c_str());
             ok(cat("state_dir ", store.dir(), " is writable"));
         }
+        // Writable for us (root, say) is not writable for the hooks: what
+        // they, as the directory's owner, cannot use.
+        const auto unusable = store.unusable_by_owner();
+        for (const auto& line : unusable) problem(line);
+        if (unusable.empty())
+            ok(cat("state_dir ", store.dir(), ": the lock and every record are usable by its owner (uid ",
+                   store.owner_uid(), "), whom the hooks run as"));
         for (const auto& e : store.load()) {
             if (!e.record) problem(cat("record ", store.dir(), "/", e.file, ": ", e.problem));
         }

@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <random>
@@ -45,6 +48,23 @@ std::string file_kind(mode_t mode) {
     return "not a regular file";
 }
 
+std::string mode_text(mode_t mode) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+    return buf;
+}
+
+// "vdsm:kvm (36:36)", or "36:36" when the names are unknown.
+std::string owner_text(uid_t uid, gid_t gid) {
+    const passwd* pw = ::getpwuid(uid);
+    std::string user = pw ? pw->pw_name : "";
+    const group* gr = ::getgrgid(gid);
+    std::string grp = gr ? gr->gr_name : "";
+    const auto ids = cat(uid, ':', gid);
+    if (user.empty() && grp.empty()) return ids;
+    return cat(user.empty() ? std::to_string(uid) : user, ':', grp.empty() ? std::to_string(gid) : grp, " (", ids, ")");
+}
+
 // A record file's content, or why it cannot be had. `vanished`: it was
 // removed while we looked (released under the lock of another process).
 struct RecordFile {
@@ -69,6 +89,9 @@ RecordFile read_record_file(int dir_fd, const std::string& name) {
     if (fd < 0) {
         out.vanished = errno == ENOENT;
         out.problem = cat("cannot be read: ", errno_text());
+        if (errno == EACCES)
+            out.problem += cat(" (it belongs to ", owner_text(st.st_uid, st.st_gid), ", mode ", mode_text(st.st_mode),
+                               "; the hooks must be able to read it)");
         return out;
     }
     // The name may have been replaced since fstatat.
@@ -293,6 +316,15 @@ ReservationStore::ReservationStore(std::string state_dir, std::chrono::milliseco
     // only ever be created where the configuration says.
     dir_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (dir_fd_ < 0) fail("state directory ", dir_, " cannot be opened: ", errno_text());
+    struct stat st{};
+    if (::fstat(dir_fd_, &st) != 0) {
+        const auto why = errno_text();
+        ::close(dir_fd_);
+        dir_fd_ = -1;
+        fail("state directory ", dir_, " cannot be examined: ", why);
+    }
+    owner_uid_ = st.st_uid;
+    owner_gid_ = st.st_gid;
 }
 
 ReservationStore::~ReservationStore() {
@@ -303,15 +335,55 @@ ReservationStore::Lock::~Lock() {
     if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
 }
 
+void ReservationStore::give_to_owner(int fd, std::string_view what) const {
+    if (::geteuid() == owner_uid_) return;
+    if (::fchown(fd, owner_uid_, owner_gid_) == 0) return;
+    fail(what, " in ", dir_, " would belong to uid ", ::geteuid(), ", not to the state directory's owner ",
+         owner_text(owner_uid_, owner_gid_), ", whom the hooks run as, and cannot be given to it: ", errno_text(),
+         " (run this as that user, or as root)");
+}
+
 int ReservationStore::open_lock() {
     constexpr int kFlags = O_RDWR | kOpenFlags;
-    const int fd = ::openat(dir_fd_, "lock", kFlags | O_CREAT, kFileMode);
+    int fd = ::openat(dir_fd_, "lock", kFlags);
+    if (fd < 0 && errno == ENOENT) {
+        if (::geteuid() != owner_uid_) {
+            // Root (say) creates it for the hooks: an unnamed file, given to
+            // the owner, then linked, so that no hook ever meets a lock it
+            // cannot open. linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH;
+            // without it, or without O_TMPFILE, the lock is created by name
+            // and given away just after.
+            const int tmp = ::openat(dir_fd_, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, kFileMode);
+            if (tmp >= 0) {
+                try {
+                    give_to_owner(tmp, "the lock file");
+                } catch (...) {
+                    ::close(tmp);
+                    throw;
+                }
+                ::linkat(tmp, "", dir_fd_, "lock", AT_EMPTY_PATH);  // EEXIST: someone was quicker, as good
+                ::close(tmp);
+                fd = ::openat(dir_fd_, "lock", kFlags);
+            }
+        }
+        if (fd < 0) fd = ::openat(dir_fd_, "lock", kFlags | O_CREAT, kFileMode);
+    }
     if (fd < 0) fail("lock file ", dir_, "/lock cannot be opened: ", errno_text());
     struct stat st{};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
         fail("lock file ", dir_, "/lock is ", file_kind(st.st_mode), ", not a regular file (remove it; the hooks "
              "create a new one)");
+    }
+    if (st.st_uid != owner_uid_) {
+        // Created just now by name, or by an earlier release run as root:
+        // give it to the hooks.
+        try {
+            give_to_owner(fd, "the lock file");
+        } catch (...) {
+            ::close(fd);
+            throw;
+        }
     }
     return fd;
 }
@@ -337,7 +409,7 @@ ReservationStore::Lock ReservationStore::lock() {
     }
 }
 
-std::vector<std::string> ReservationStore::names_starting_with(std::string_view prefix) const {
+std::vector<std::string> ReservationStore::list() const {
     std::vector<std::string> names;
     // A duplicate descriptor: closedir() closes the one it is given.
     const int fd = ::dup(dir_fd_);
@@ -348,9 +420,59 @@ std::vector<std::string> ReservationStore::names_starting_with(std::string_view 
     }
     ::rewinddir(dir);
     while (const dirent* entry = ::readdir(dir)) {
-        if (std::string_view(entry->d_name).substr(0, prefix.size()) == prefix) names.emplace_back(entry->d_name);
+        const std::string_view name = entry->d_name;
+        if (name != "." && name != "..") names.emplace_back(name);
     }
     ::closedir(dir);
+    return names;
+}
+
+std::vector<std::string> ReservationStore::unusable_by_owner() const {
+    // Whether the owner, with the directory's group, has `need` (a mask of
+    // 4 read, 2 write, 1 search) on a file of `st`. Supplementary groups are
+    // not known here; the hooks' group is the directory's (vdsm:kvm).
+    const auto owner_may = [this](const struct stat& st, unsigned need) {
+        unsigned bits = st.st_mode & 07;
+        if (st.st_uid == owner_uid_)
+            bits = (st.st_mode >> 6) & 07;
+        else if (st.st_gid == owner_gid_)
+            bits = (st.st_mode >> 3) & 07;
+        return (bits & need) == need;
+    };
+    const auto owner = owner_text(owner_uid_, owner_gid_);
+    std::vector<std::string> out;
+    struct stat st{};
+    if (::fstat(dir_fd_, &st) == 0 && (st.st_mode & S_IRWXU) != S_IRWXU)
+        out.push_back(cat("state directory ", dir_, " has mode ", mode_text(st.st_mode), ": its owner ", owner,
+                          ", whom the hooks run as, cannot create records in it (fix: chmod u+rwx ", dir_, ")"));
+    const auto fix = cat("chown ", owner_uid_, ':', owner_gid_);
+    for (const auto& name : list()) {
+        const bool is_lock = name == "lock";
+        if (!is_lock && std::string_view(name).substr(0, kRecordPrefix.size()) != kRecordPrefix) continue;
+        if (::fstatat(dir_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone meanwhile
+        const auto path = cat(dir_, "/", name);
+        if (!S_ISREG(st.st_mode)) {
+            // A record file of that kind is a damaged record, which load() reports.
+            if (is_lock)
+                out.push_back(cat(path, " is ", file_kind(st.st_mode),
+                                  ", not a regular file: the hooks cannot take the lock (fix: remove it)"));
+            continue;
+        }
+        const unsigned need = is_lock ? 6 : 4;
+        if (owner_may(st, need)) continue;
+        out.push_back(cat(path, " belongs to ", owner_text(st.st_uid, st.st_gid), " with mode ", mode_text(st.st_mode),
+                          ": the hooks, which run as the state directory's owner ", owner, ", cannot ",
+                          is_lock ? "open it for reading and writing, so every change fails"
+                                  : "read it, so they never give that VF nor release it",
+                          " (fix: ", fix, " ", path, "; chmod u+rw ", path, ")"));
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::vector<std::string> ReservationStore::names_starting_with(std::string_view prefix) const {
+    auto names = list();
+    std::erase_if(names, [prefix](const std::string& n) { return std::string_view(n).substr(0, prefix.size()) != prefix; });
     return names;
 }
 
@@ -390,6 +512,13 @@ bool ReservationStore::create(const Reservation& r) {
     ::unlinkat(dir_fd_, temp.c_str(), 0);
     const int fd = ::openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | kOpenFlags, kFileMode);
     if (fd < 0) fail("creating a record in ", dir_, ": ", errno_text());
+    try {
+        give_to_owner(fd, "a record");
+    } catch (...) {
+        ::close(fd);
+        ::unlinkat(dir_fd_, temp.c_str(), 0);
+        throw;
+    }
     const auto text = format_record(r);
     // fdatasync: a state_dir on disk keeps complete records across a host
     // crash too; on tmpfs (the default) it costs nothing.

@@ -9,6 +9,11 @@
 // final name: link fails if the name exists, so creation is exclusive, and a
 // reader (or a crash) never sees half a record.
 //
+// Ownership: the hooks run as the state directory's owner (vdsm:kvm). A
+// process of another user (root running the command) gives every file it
+// creates here to the directory's owner and group before the file gets its
+// name, so what root creates the hooks can use.
+//
 // Anything in state_dir that is not a regular file (a FIFO, a socket, a
 // directory, a symlink) is never opened blocking: a record file of that kind
 // is reported as damaged, a lock of that kind is an error.
@@ -42,6 +47,8 @@
 // downgrade with VMs running); version 2 only for the names version 1 cannot
 // hold. Both versions are read.
 #pragma once
+
+#include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
@@ -92,13 +99,19 @@ std::string current_boot_id();
 
 class ReservationStore {
 public:
-    // Creates state_dir (mode 0750) if it does not exist.
+    // Creates state_dir (mode 0750) if it does not exist. Throws Error when
+    // it cannot be created or opened, or is a symlink.
     ReservationStore(std::string state_dir, std::chrono::milliseconds lock_timeout);
     ~ReservationStore();
     ReservationStore(const ReservationStore&) = delete;
     ReservationStore& operator=(const ReservationStore&) = delete;
 
     const std::string& dir() const { return dir_; }
+
+    // The state directory's owner and group: whom the hooks run as, and whom
+    // every file created here belongs to.
+    uid_t owner_uid() const { return owner_uid_; }
+    gid_t owner_gid() const { return owner_gid_; }
 
     // Exclusive lock on the store, held while alive. Waits at most lock_timeout,
     // then throws LockTimeout. Creates state_dir/lock if missing; throws Error
@@ -131,12 +144,26 @@ public:
 
     static std::string file_name(const PciAddress& pci);
 
+    // Names of every entry of state_dir (but "." and ".."), unsorted.
+    std::vector<std::string> list() const;
+
+    // What in the store the hooks, running as the state directory's owner
+    // and group, cannot use: the directory itself (they need to create and
+    // remove files), the lock (read and write), records (read). One line
+    // each, naming the file, its owner and mode, and the fix. Opens nothing.
+    std::vector<std::string> unusable_by_owner() const;
+
 private:
     std::vector<std::string> names_starting_with(std::string_view prefix) const;
     int open_lock();
+    // Gives the file behind `fd` to the state directory's owner when this
+    // process is someone else; throws Error naming `what` if it cannot.
+    void give_to_owner(int fd, std::string_view what) const;
 
     std::string dir_;
     int dir_fd_ = -1;
+    uid_t owner_uid_ = 0;
+    gid_t owner_gid_ = 0;
     std::chrono::milliseconds lock_timeout_;
 };
 

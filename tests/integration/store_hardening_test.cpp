@@ -94,6 +94,104 @@ protected:
     int runs_ = 0;
 };
 
+// --- Item 1: the command run as root ------------------------------------------------
+
+std::string owner_of(const std::string& path) {
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) != 0) return "(missing)";
+    return std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid);
+}
+
+TEST_F(StoreHardening, WhatRootsCommandsCreateTheHooksCanUse) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root: the command run as root, the hooks as another user";
+    state_dir_of_the_hooks();
+    const auto state = host_.state_dir();
+
+    // root: gc creates the lock; 'run' runs before_vm_start, whose record is
+    // made by root; release of another VM.
+    const auto gc = cli({"gc"});
+    ASSERT_EQ(gc.status, 0) << gc.output;
+    EXPECT_EQ(owner_of(state + "/lock"), "65534:65534") << "the lock belongs to the hooks' user";
+    const auto xml_path = work_ + "/run.xml";
+    write_text(xml_path, domain());
+    const auto run = cli({"run", "before_vm_start", "--domxml", xml_path, "--vm-id", kVmId});
+    ASSERT_EQ(run.status, 0) << run.output;
+    ASSERT_EQ(host_.reservations().size(), 1u);
+    const auto record = state + "/" + ReservationStore::file_name(host_.reservations()[0].pci);
+    EXPECT_EQ(owner_of(record), "65534:65534") << "the record belongs to the hooks' user";
+    EXPECT_EQ(cli({"release", "--vm-id", kOtherVm}).status, 0);
+    const auto check = cli({"check"});
+    EXPECT_EQ(check.output.find("PROBLEM"), std::string::npos) << check.output;
+
+    // The hooks, as their user: the record made by root reads as good and
+    // is released; a new start reserves and writes.
+    const auto status = cli({"status", "--no-libvirt"}, As::hooks);
+    EXPECT_EQ(status.status, 0) << status.output;
+    EXPECT_NE(status.output.find(std::string(kVmId) + " " + kMac), std::string::npos) << status.output;
+    const auto destroy = hook("after_vm_destroy", domain(), kVmId, As::hooks);
+    EXPECT_EQ(destroy.status, 0) << destroy.err;
+    EXPECT_NE(destroy.err.find("released VF"), std::string::npos) << destroy.err;
+    EXPECT_TRUE(host_.records().empty());
+    const auto start = hook("before_vm_start", domain(), kVmId, As::hooks);
+    EXPECT_EQ(start.status, 0) << start.err;
+    EXPECT_EQ(host_.reservations().size(), 1u);
+}
+
+TEST_F(StoreHardening, CheckFindsAStoreTheHooksCannotUse) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root: files of root in a directory of another user";
+    state_dir_of_the_hooks();
+    const auto state = host_.state_dir();
+    // As an earlier release, run as root, left them.
+    write_text(state + "/lock", "");
+    ::chmod((state + "/lock").c_str(), 0640);
+    Reservation r;
+    r.pci = host_.sysfs().vf_pci("ens1f0", 2);
+    r.pf = "ens1f0";
+    r.vf_index = 2;
+    r.vm_id = kOtherVm;
+    r.mac = "00:1a:4a:16:0e:01";
+    r.network = "sriovnet";
+    r.boot_id = current_boot_id();
+    r.created = 1;
+    write_text(state + "/vf-0000:3b:02.2", format_record(r));
+    ::chmod((state + "/vf-0000:3b:02.2").c_str(), 0640);
+
+    const auto check = cli({"check"});
+    EXPECT_EQ(check.status, 1) << check.output;
+    EXPECT_NE(check.output.find("PROBLEM: " + state + "/lock belongs to root:root (0:0) with mode 0640: the hooks, "
+                                "which run as the state directory's owner nobody:nogroup (65534:65534), cannot open it "
+                                "for reading and writing, so every change fails (fix: chown 65534:65534 " + state +
+                                "/lock; chmod u+rw " + state + "/lock)\n"),
+              std::string::npos)
+        << check.output;
+    EXPECT_NE(check.output.find("PROBLEM: " + state + "/vf-0000:3b:02.2 belongs to root:root (0:0) with mode 0640: the "
+                                "hooks, which run as the state directory's owner nobody:nogroup (65534:65534), cannot "
+                                "read it, so they never give that VF nor release it"),
+              std::string::npos)
+        << check.output;
+
+    // What the hooks see of it.
+    const auto start = hook("before_vm_start", domain(), kVmId, As::hooks);
+    EXPECT_EQ(start.status, 2);
+    EXPECT_EQ(start.err, "sriov-passthrough: before_vm_start: lock file " + state +
+                             "/lock cannot be opened: Permission denied\n");
+    const auto status = cli({"status", "--no-libvirt"}, As::hooks);
+    EXPECT_NE(status.output.find("damaged: cannot be read: Permission denied (it belongs to root:root (0:0), mode "
+                                 "0640; the hooks must be able to read it)"),
+              std::string::npos)
+        << status.output;
+
+    // root's gc gives the lock back to the hooks; the record stays the
+    // operator's to fix, and check keeps saying so.
+    EXPECT_EQ(cli({"gc"}).status, 0);
+    EXPECT_EQ(owner_of(state + "/lock"), "65534:65534");
+    const auto again = cli({"check"});
+    EXPECT_EQ(again.output.find("/lock belongs to"), std::string::npos) << again.output;
+    EXPECT_NE(again.output.find("/vf-0000:3b:02.2 belongs to root:root"), std::string::npos) << again.output;
+    ASSERT_EQ(::chown((state + "/vf-0000:3b:02.2").c_str(), kHooksUid, kHooksUid), 0);
+    EXPECT_EQ(cli({"check"}).output.find("PROBLEM"), std::string::npos);
+}
+
 // --- Item 3: names a record must carry ------------------------------------------------
 
 TEST_F(StoreHardening, OddBridgeNamesAreRecordedSoDestroyReleases) {
@@ -188,6 +286,9 @@ TEST_F(StoreHardening, AFifoInTheStateDirHangsNothing) {
                                "/lock is a FIFO, not a regular file (remove it; the hooks create a new one)\n");
     const auto not_released = hook("after_vm_destroy", domain(), kVmId);
     EXPECT_EQ(not_released.status, 1) << not_released.err;
+    EXPECT_NE(cli({"check"}).output.find("PROBLEM: " + host_.state_dir() + "/lock is a FIFO, not a regular file: the "
+                                         "hooks cannot take the lock (fix: remove it)"),
+              std::string::npos);
 }
 
 }  // namespace

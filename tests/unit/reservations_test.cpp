@@ -1,6 +1,7 @@
 // The record format and the store: exclusive creation, damaged and unknown
 // records, temporaries left by a killed writer, the bounded lock.
 #include <gtest/gtest.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -81,6 +82,18 @@ std::string describe(const std::vector<RecordEntry>& entries) {
     std::string out;
     for (const auto& e : entries) out += e.file + ": " + (e.record ? std::string("ok") : e.problem) + "\n";
     return out;
+}
+
+// Becomes uid:gid for good (in a child).
+void become(uid_t uid, gid_t gid) {
+    if (::setgroups(0, nullptr) != 0 || ::setresgid(gid, gid, gid) != 0 || ::setresuid(uid, uid, uid) != 0)
+        throw std::runtime_error("cannot become " + std::to_string(uid));
+}
+
+struct stat stat_of(const std::string& path) {
+    struct stat st{};
+    ::lstat(path.c_str(), &st);
+    return st;
 }
 
 std::string problem_of(std::string_view text) {
@@ -286,6 +299,101 @@ TEST(Store, NothingButARegularFileIsEverOpened) {
               }),
               "threw: lock file " + dir.path() + "/lock is a FIFO, not a regular file (remove it; the hooks create a "
               "new one)");
+}
+
+// The command run as root in a state directory the hooks (another uid) own.
+TEST(Store, FilesMadeByAnotherUserBelongToTheStateDirectorysOwner) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root: chown, and a child that becomes another uid";
+    constexpr uid_t kHooks = 65534;
+    TempDir top;
+    ::chmod(top.path().c_str(), 0755);
+    const auto dir = top.path() + "/state";
+    std::filesystem::create_directory(dir);
+    ASSERT_EQ(::chown(dir.c_str(), kHooks, kHooks), 0);
+    ::chmod(dir.c_str(), 0750);
+
+    // A lock and a record as an earlier release, run as root, left them.
+    write_text(dir + "/lock", "");
+    ::chmod((dir + "/lock").c_str(), 0640);
+    auto old = sample();
+    old.pci = *PciAddress::parse("0000:3b:02.5");
+    write_text(dir + "/vf-0000:3b:02.5", format_record(old));
+    ::chmod((dir + "/vf-0000:3b:02.5").c_str(), 0640);
+
+    ReservationStore store(dir, std::chrono::seconds(1));
+    EXPECT_EQ(store.owner_uid(), kHooks);
+    const auto who = [&] {
+        const auto owner_line = [](const std::string& path) {
+            const auto st = stat_of(path);
+            return std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid) + " " +
+                   std::to_string(st.st_mode & 0777);
+        };
+        return owner_line(dir + "/lock");
+    };
+    const auto unusable = store.unusable_by_owner();
+    ASSERT_EQ(unusable.size(), 2u);
+    EXPECT_EQ(unusable[0], dir + "/lock belongs to root:root (0:0) with mode 0640: the hooks, which run as the state "
+                                 "directory's owner nobody:nogroup (65534:65534), cannot open it for reading and "
+                                 "writing, so every change fails (fix: chown 65534:65534 " + dir + "/lock; chmod u+rw " +
+                                 dir + "/lock)");
+    EXPECT_EQ(unusable[1], dir + "/vf-0000:3b:02.5 belongs to root:root (0:0) with mode 0640: the hooks, which run as "
+                                 "the state directory's owner nobody:nogroup (65534:65534), cannot read it, so they "
+                                 "never give that VF nor release it (fix: chown 65534:65534 " + dir +
+                                 "/vf-0000:3b:02.5; chmod u+rw " + dir + "/vf-0000:3b:02.5)");
+    EXPECT_EQ(bounded_in_child([&] {
+                  become(kHooks, kHooks);
+                  return describe(ReservationStore(dir, std::chrono::seconds(1)).load());
+              }),
+              "vf-0000:3b:02.5: cannot be read: Permission denied (it belongs to root:root (0:0), mode 0640; the hooks "
+              "must be able to read it)\n");
+
+    // Root takes the lock (which gives it to the hooks) and writes a record.
+    { const auto lock = store.lock(); }
+    EXPECT_EQ(who(), "65534:65534 416");  // 0640
+    ASSERT_TRUE(store.create(sample()));
+    const auto record = stat_of(dir + "/vf-0000:3b:02.1");
+    EXPECT_EQ(record.st_uid, kHooks);
+    EXPECT_EQ(record.st_gid, kHooks);
+    EXPECT_EQ(record.st_mode & 0777, 0640u);
+    ASSERT_TRUE(store.remove(old.pci));
+    EXPECT_TRUE(store.unusable_by_owner().empty());
+
+    // A lock root creates is never seen with root as its owner.
+    std::filesystem::remove(dir + "/lock");
+    { const auto lock = store.lock(); }
+    EXPECT_EQ(who(), "65534:65534 416");
+
+    // The hooks' user reads, locks, writes and removes all of it.
+    EXPECT_EQ(bounded_in_child([&] {
+                  become(kHooks, kHooks);
+                  ReservationStore hooks(dir, std::chrono::seconds(1));
+                  const auto lock = hooks.lock();
+                  auto next = sample();
+                  next.pci = *PciAddress::parse("0000:3b:02.6");
+                  std::string out = describe(hooks.load());
+                  out += hooks.create(next) ? "created\n" : "not created\n";
+                  out += hooks.remove(sample().pci) ? "removed\n" : "not removed\n";
+                  return out;
+              }),
+              "vf-0000:3b:02.1: ok\ncreated\nremoved\n");
+
+    // A third user, neither root nor the owner, cannot give its files away:
+    // it says so rather than leave a record the hooks cannot read.
+    ::chmod(dir.c_str(), 0777);
+    EXPECT_EQ(bounded_in_child([&] {
+                  become(65533, 65533);
+                  ReservationStore other(dir, std::chrono::seconds(1));
+                  auto r = sample();
+                  r.pci = *PciAddress::parse("0000:3b:02.7");
+                  other.create(r);
+                  return std::string("created");
+              }),
+              "threw: a record in " + dir + " would belong to uid 65533, not to the state directory's owner "
+              "nobody:nogroup (65534:65534), whom the hooks run as, and cannot be given to it: Operation not "
+              "permitted (run this as that user, or as root)");
+    EXPECT_FALSE(std::filesystem::exists(dir + "/vf-0000:3b:02.7"));
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+        EXPECT_NE(e.path().filename().string().rfind(".tmp-", 0), 0u) << e.path() << " left behind";
 }
 
 TEST(Store, LockWaitIsBounded) {
