@@ -1,4 +1,5 @@
 // Reservation records (docs/design.md, "The store"): which (vmId, MAC) holds
+// which VF.
 //
 // On disk, in state_dir:
 //   lock                 flock(2) taken for every change (bounded by lock_timeout)

@@ -1,4 +1,5 @@
 // Read-only access to a sysfs tree under a configurable root
+// (docs/design.md, "sysfs").
 //
 // The kernel's symlinks are relative ("../../devices/..."); they are resolved
 // component by component inside the root, so a fake tree in a test directory
