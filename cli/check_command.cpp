@@ -44,12 +44,17 @@ int check_command(Host& host) {
                 problem(cat(where, ": no such network device on this host"));
             } else if (!pf) {
                 problem(cat(where, ": not an SR-IOV PF (no device/sriov_totalvfs)"));
+            } else if (!pf->problem.empty()) {
+                problem(cat(where, ": cannot be used: ", pf->problem));
             } else if (pf->num_vfs == 0) {
                 problem(cat(where, ": SR-IOV is not enabled (sriov_numvfs is 0 of ", pf->total_vfs,
                             "); enable VFs in the engine's host network setup"));
             } else {
                 ok(cat(where, ": ", pf->num_vfs, " of ", pf->total_vfs, " VFs enabled, link ", pf->operstate));
                 if (pf->operstate != "up") warning(cat(where, ": link is ", pf->operstate, ", guests will have no carrier"));
+                std::vector<std::string> missing;
+                host.inventory().vfs(*pf, &missing);
+                for (const auto& m : missing) warning(cat(where, ": ", m, ": that VF is missing from sysfs and is never given"));
             }
         }
     }

@@ -52,11 +52,13 @@ struct PfTally {
     unsigned assigned = 0;  // bound to vfio-pci/pci-stub without a record
     unsigned netdev_up = 0;
     unsigned in_domains = 0;
+    unsigned absent = 0;    // virtfn link missing or dangling
 
     std::string describe() const {
         if (!missing.empty()) return cat(name, " ", missing);
         if (held == vfs) return cat("all ", vfs, " VFs of ", name, " are held");
         std::vector<std::string> parts{cat(held, " held")};
+        if (absent) parts.push_back(cat(absent, " missing from sysfs (virtfn link absent or dangling)"));
         if (assigned) parts.push_back(cat(assigned, " bound to vfio-pci without a reservation"));
         if (netdev_up) parts.push_back(cat(netdev_up, " in use by the host (netdev up)"));
         if (in_domains) parts.push_back(cat(in_domains, " used by a running libvirt domain"));
@@ -86,6 +88,10 @@ public:
                 tally.missing = "is not an SR-IOV PF on this host (no class/net/" + name + "/device/sriov_totalvfs)";
                 continue;
             }
+            if (!pf->problem.empty()) {
+                tally.missing = "cannot be used: " + pf->problem;
+                continue;
+            }
             if (pf->num_vfs == 0) {
                 tally.missing = "has no VFs enabled (sriov_numvfs is 0)";
                 continue;
@@ -93,13 +99,19 @@ public:
             tally.vfs = pf->num_vfs;
             for (unsigned i = 0; i < pf->num_vfs; ++i) {
                 const auto pci = host_.inventory().vf_address(*pf, i);
-                if (!pci) continue;
+                if (!pci) {
+                    ++tally.absent;
+                    continue;
+                }
                 if (blocked.count(*pci)) {
                     ++tally.held;
                     continue;
                 }
                 auto vf = host_.inventory().vf(*pf, i);
-                if (!vf) continue;
+                if (!vf) {
+                    ++tally.absent;
+                    continue;
+                }
                 if (is_assignment_driver(vf->driver)) {
                     ++tally.assigned;
                 } else if (vf->netdev_state == "up") {

@@ -53,10 +53,11 @@ public:
     // One VF for each request, all or none: on any failure every record this
     // call created is removed before the Error leaves. The same vm_id+mac
     // gets the VF it already holds. Free VFs: on a PF of the pool, without a
-    // record, not bound to vfio-pci/pci-stub, host netdev not up, and (with
-    // check_domains) not used by a running domain. Choice: the PF with the
-    // fewest held VFs (pool order breaks ties), then the lowest VF index.
-    // When none is free, stale records are reclaimed and the choice retried.
+    // record, not bound to vfio-pci/pci-stub, present in sysfs, host netdev
+    // not up, and (with check_domains) not used by a running domain. Choice:
+    // the PF with the fewest held VFs (pool order breaks ties), then the
+    // lowest VF index. When none is free, stale records are reclaimed and
+    // the choice retried.
     std::vector<Grant> reserve(const std::vector<VnicRequest>& requests);
 
     // Removes the records that `reserve` created (undo after a later failure).

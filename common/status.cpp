@@ -57,6 +57,9 @@ HostStatus collect_status(Host& host, bool ask_libvirt) {
     std::set<PciAddress> seen;
     status.pfs = host.inventory().all_pfs();
     for (const auto& pf : status.pfs) {
+        if (!pf.problem.empty())
+            status.notes.push_back(cat("PF ", pf.name, " cannot be used: ", pf.problem));
+        std::vector<std::string> missing;
         std::optional<std::string> network;
         for (const auto& [name, pool] : config.networks) {
             if (std::find(pool.pfs.begin(), pool.pfs.end(), pf.name) != pool.pfs.end()) {
@@ -64,7 +67,7 @@ HostStatus collect_status(Host& host, bool ask_libvirt) {
                 break;
             }
         }
-        for (auto& vf : host.inventory().vfs(pf)) {
+        for (auto& vf : host.inventory().vfs(pf, &missing)) {
             VfStatus s;
             s.network = network;
             seen.insert(vf.pci);
@@ -91,6 +94,8 @@ HostStatus collect_status(Host& host, bool ask_libvirt) {
             s.vf = std::move(vf);
             status.vfs.push_back(std::move(s));
         }
+        for (const auto& m : missing)
+            status.notes.push_back(cat("PF ", pf.name, ": ", m, ": that VF is missing from sysfs and is never given"));
     }
     for (const auto& e : entries) {
         if (!e.pci || !seen.count(*e.pci))
@@ -156,7 +161,8 @@ std::string format_status_json(const HostStatus& status) {
         out += cat(i ? ",\n  " : "\n  ", "{\"name\": ", json_string(pf.name),
                    ", \"pci\": ", pf.pci ? json_string(pf.pci->to_string()) : std::string("null"),
                    ", \"num_vfs\": ", pf.num_vfs, ", \"total_vfs\": ", pf.total_vfs,
-                   ", \"link\": ", json_string(pf.operstate), "}");
+                   ", \"link\": ", json_string(pf.operstate),
+                   ", \"problem\": ", pf.problem.empty() ? std::string("null") : json_string(pf.problem), "}");
     }
     out += status.pfs.empty() ? "]" : "\n]";
     out += ", \"notes\": [";
@@ -189,7 +195,7 @@ std::string format_status_table(const HostStatus& status) {
         out += line + "\n";
     }
     for (const auto& pf : status.pfs) {
-        if (pf.num_vfs == 0)
+        if (pf.num_vfs == 0 && pf.problem.empty())
             out += cat(pf.name, ": SR-IOV PF with no VFs enabled (sriov_numvfs 0 of ", pf.total_vfs, ")\n");
     }
     if (status.pfs.empty()) out += "(no SR-IOV PF found)\n";

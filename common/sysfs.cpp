@@ -44,6 +44,23 @@ std::optional<int> parse_int(std::string_view s) {
     return value;
 }
 
+// A strict count: digits only, at most kMaxVfsPerPf.
+std::optional<unsigned> parse_count(std::string_view s) {
+    const auto n = parse_decimal(s);
+    if (!n || *n > kMaxVfsPerPf) return std::nullopt;
+    return static_cast<unsigned>(*n);
+}
+
+// A sysfs value in a message: quoted, bounded, one line.
+std::string shown(std::string_view value) {
+    std::string out = "'";
+    for (const char c : value.substr(0, 32)) {
+        const auto b = static_cast<unsigned char>(c);
+        out += (b >= 0x20 && b < 0x7f && c != '\'') ? c : '?';
+    }
+    return out + (value.size() > 32 ? "...'" : "'");
+}
+
 std::string basename_of(std::string_view path) {
     while (!path.empty() && path.back() == '/') path.remove_suffix(1);
     const auto slash = path.rfind('/');
@@ -157,9 +174,28 @@ std::optional<PfInfo> Inventory::pf(const std::string& name) const {
     info.name = name;
     info.device_dir = *dir;
     info.pci = PciAddress::parse(basename_of(*dir));
-    info.total_vfs = static_cast<unsigned>(parse_int(*total).value_or(0));
-    info.num_vfs = static_cast<unsigned>(parse_int(sysfs_.read(*dir + "/sriov_numvfs").value_or("0")).value_or(0));
     info.operstate = sysfs_.read("class/net/" + name + "/operstate").value_or("unknown");
+    // The kernel writes both as unsigned decimals; anything else (a "-1"
+    // that would make billions of VF indexes, a word that would read as 0)
+    // makes the PF unusable, said with the value, rather than guessed at.
+    const auto total_vfs = parse_count(*total);
+    if (!total_vfs) {
+        info.problem = cat("sriov_totalvfs is ", shown(*total), ", not a number from 0 to ", kMaxVfsPerPf);
+        return info;
+    }
+    info.total_vfs = *total_vfs;
+    const auto num = sysfs_.read(*dir + "/sriov_numvfs");
+    if (!num) {
+        info.problem = "sriov_numvfs cannot be read";
+        return info;
+    }
+    const auto num_vfs = parse_count(*num);
+    if (!num_vfs || *num_vfs > info.total_vfs) {
+        info.problem = cat("sriov_numvfs is ", shown(*num), ", not a number from 0 to ", info.total_vfs,
+                           " (sriov_totalvfs)");
+        return info;
+    }
+    info.num_vfs = *num_vfs;
     return info;
 }
 
@@ -201,10 +237,17 @@ std::vector<PfInfo> Inventory::all_pfs() const {
     return out;
 }
 
-std::vector<VfInfo> Inventory::vfs(const PfInfo& pf) const {
+std::vector<VfInfo> Inventory::vfs(const PfInfo& pf, std::vector<std::string>* missing) const {
     std::vector<VfInfo> out;
     for (unsigned i = 0; i < pf.num_vfs; ++i) {
-        if (auto info = vf(pf, i)) out.push_back(std::move(*info));
+        if (auto info = vf(pf, i)) {
+            out.push_back(std::move(*info));
+        } else if (missing) {
+            const auto link = cat("virtfn", i);
+            const auto target = read_link(sysfs_.root() + "/" + pf.device_dir + "/" + link);
+            missing->push_back(target ? cat(link, " -> ", shown(*target), ", which does not exist")
+                                      : cat(link, " is missing"));
+        }
     }
     return out;
 }

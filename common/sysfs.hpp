@@ -57,6 +57,10 @@ struct VfInfo {
     std::optional<unsigned> iommu_group;
 };
 
+// The most VFs a PF can have: TotalVFs is a 16-bit field of the SR-IOV
+// capability (PCIe Base Specification, SR-IOV Extended Capability).
+inline constexpr unsigned kMaxVfsPerPf = 65535;
+
 // A PF as found from class/net/<name>.
 struct PfInfo {
     std::string name;
@@ -65,6 +69,10 @@ struct PfInfo {
     unsigned total_vfs = 0;
     unsigned num_vfs = 0;
     std::string operstate;
+    // Why the PF cannot be used, naming the file and its value, when
+    // sriov_totalvfs or sriov_numvfs is not a number in range (then
+    // num_vfs is 0); empty otherwise.
+    std::string problem;
 };
 
 // Drivers that mean "assigned to a guest": a free VF is never bound to one.
@@ -89,8 +97,10 @@ public:
     // Every SR-IOV PF of the host, sorted by name.
     std::vector<PfInfo> all_pfs() const;
 
-    // Every VF of a PF, by index.
-    std::vector<VfInfo> vfs(const PfInfo& pf) const;
+    // Every VF of a PF, by index. A VF whose virtfn link is missing or
+    // dangling is left out and, when `missing` is given, described there
+    // ("virtfn3 -> ../0000:3b:02.3, which does not exist").
+    std::vector<VfInfo> vfs(const PfInfo& pf, std::vector<std::string>* missing = nullptr) const;
 
 private:
     const Sysfs& sysfs_;

@@ -291,5 +291,48 @@ TEST_F(StoreHardening, AFifoInTheStateDirHangsNothing) {
               std::string::npos);
 }
 
+// --- Item 7: sysfs values out of range, VFs missing from sysfs --------------------------
+
+TEST_F(StoreHardening, SriovNumvfsOutOfRangeIsNamedNotSpunOn) {
+    write_text(host_.sysfs().root() + "/devices/pci0000:00/0000:3b:00.0/sriov_numvfs", "-1\n");
+    const auto start = hook("before_vm_start", domain(), kVmId);
+    EXPECT_NE(start.status, kKilled) << "the hook spun over 4294967295 VF indexes";
+    EXPECT_EQ(start.status, 2);
+    EXPECT_EQ(start.err, "sriov-passthrough: before_vm_start: reserving a VF for vNIC " + kMac +
+                             " on network sriovnet: no free VF (ens1f0 cannot be used: sriov_numvfs is '-1', not a "
+                             "number from 0 to 8 (sriov_totalvfs))\n");
+    const auto status = cli({"status", "--json", "--no-libvirt"});
+    EXPECT_EQ(status.status, 0) << status.output;
+    EXPECT_NE(status.output.find(R"x("problem": "sriov_numvfs is '-1', not a number from 0 to 8 (sriov_totalvfs)")x"),
+              std::string::npos)
+        << status.output;
+    const auto check = cli({"check"});
+    EXPECT_EQ(check.status, 1);
+    EXPECT_NE(check.output.find("PROBLEM: [network.sriovnet] PF ens1f0: cannot be used: sriov_numvfs is '-1', not a "
+                                "number from 0 to 8 (sriov_totalvfs)"),
+              std::string::npos)
+        << check.output;
+
+    write_text(host_.sysfs().root() + "/devices/pci0000:00/0000:3b:00.0/sriov_numvfs", "abc\n");
+    EXPECT_NE(hook("before_vm_start", domain(), kVmId).err.find("sriov_numvfs is 'abc', not a number"),
+              std::string::npos)
+        << "not read as 0";
+}
+
+TEST_F(StoreHardening, VfsMissingFromSysfsAreReported) {
+    fs::remove_all(host_.sysfs().root() + "/devices/pci0000:00/0000:3b:02.1");
+    const auto status = cli({"status", "--no-libvirt"});
+    EXPECT_EQ(status.status, 0) << status.output;
+    EXPECT_NE(status.output.find("note: PF ens1f0: virtfn1 -> '../0000:3b:02.1', which does not exist: that VF is "
+                                 "missing from sysfs and is never given\n"),
+              std::string::npos)
+        << status.output;
+    const auto check = cli({"check"});
+    EXPECT_NE(check.output.find("warning: [network.sriovnet] PF ens1f0: virtfn1 -> '../0000:3b:02.1', which does not "
+                                "exist: that VF is missing from sysfs and is never given\n"),
+              std::string::npos)
+        << check.output;
+}
+
 }  // namespace
 }  // namespace sriovpt::test

@@ -112,6 +112,9 @@ protected:
         ASSERT_TRUE(store.create(r));
     }
 
+    // The device directory of a PF or VF in the fake tree.
+    std::string device_dir(const std::string& pci) const { return dir_.path() + "/sys/devices/pci0000:00/" + pci; }
+
     std::string reserve_error(const std::vector<VnicRequest>& requests) {
         try {
             reserve(requests);
@@ -429,6 +432,41 @@ TEST_F(AllocatorTest, GarbageCollectionDryRunChangesNothing) {
     const auto left = held();
     EXPECT_EQ(left.size(), 2u);
     EXPECT_FALSE(left.count(vf("ens1f0", 0)));
+}
+
+// --- sysfs values out of range, VFs missing from sysfs (issue 10, item 7) -------
+
+TEST_F(AllocatorTest, APfWhoseSriovFilesAreNotNumbersInRangeIsNamedAndSkipped) {
+    for (const auto& [value, shown] : std::vector<std::pair<std::string, std::string>>{
+             {"-1", "'-1'"}, {"abc", "'abc'"}, {"9", "'9'"}, {"", "''"}, {"4294967297", "'4294967297'"}}) {
+        SCOPED_TRACE(value);
+        test::write_text(device_dir("0000:3b:00.0") + "/sriov_numvfs", value + "\n");
+        reset_host();
+        EXPECT_EQ(reserve({vnic(kVmA, "00:1a:4a:16:01:51")}).at(0).reservation.pci, vf("ens1f1", 0))
+            << "the other PF serves";
+        Allocator(*host_).release(kVmA);
+        reset_host();
+        EXPECT_EQ(reserve_error({vnic(kVmA, "00:1a:4a:16:01:51", {"ens1f0"})}),
+                  "reserving a VF for vNIC 00:1a:4a:16:01:51 on network sriovnet: no free VF (ens1f0 cannot be used: "
+                  "sriov_numvfs is " + shown + ", not a number from 0 to 8 (sriov_totalvfs))");
+    }
+    test::write_text(device_dir("0000:3b:00.0") + "/sriov_numvfs", "4\n");
+    test::write_text(device_dir("0000:3b:00.0") + "/sriov_totalvfs", "-1\n");
+    reset_host();
+    EXPECT_EQ(reserve_error({vnic(kVmA, "00:1a:4a:16:01:51", {"ens1f0"})}),
+              "reserving a VF for vNIC 00:1a:4a:16:01:51 on network sriovnet: no free VF (ens1f0 cannot be used: "
+              "sriov_totalvfs is '-1', not a number from 0 to 65535)");
+}
+
+TEST_F(AllocatorTest, VfsMissingFromSysfsAreCountedNotGiven) {
+    // virtfn0 dangles (the VF's device went away), virtfn1 is gone.
+    std::filesystem::remove_all(device_dir(vf("ens1f0", 0).to_string()));
+    std::filesystem::remove(device_dir("0000:3b:00.0") + "/virtfn1");
+    for (unsigned i = 2; i < 4; ++i) put_record(kVmB, "00:1a:4a:16:02:0" + std::to_string(i), "ens1f0", i, kNow);
+    reset_host();
+    EXPECT_EQ(reserve_error({vnic(kVmA, "00:1a:4a:16:01:51", {"ens1f0"})}),
+              "reserving a VF for vNIC 00:1a:4a:16:01:51 on network sriovnet: no free VF (ens1f0 has 4 VFs: 2 held, 2 "
+              "missing from sysfs (virtfn link absent or dangling))");
 }
 
 }  // namespace

@@ -75,6 +75,59 @@ TEST(Inventory, DescribesPfsAndVfs) {
     EXPECT_EQ(inventory.all_pfs().size(), 2u);
 }
 
+// sriov_numvfs and sriov_totalvfs are unsigned decimals from the kernel;
+// anything else makes the PF unusable, with the value named: never a guess
+// (a "-1" read as 4294967295 VFs, a word read as 0).
+TEST(Inventory, SriovCountsOutOfRangeMakeThePfUnusable) {
+    test::TempDir dir;
+    sim::FakeSysfs fake(dir.path());
+    fake.add_pf(FakePf{"ens1f0", "0000:3b:00.0", 4});
+    Sysfs sysfs(dir.path());
+    Inventory inventory(sysfs);
+    const auto pf_dir = dir.path() + "/devices/pci0000:00/0000:3b:00.0";
+    const auto problem_with = [&](const std::string& numvfs, const std::string& totalvfs) {
+        test::write_text(pf_dir + "/sriov_numvfs", numvfs);
+        test::write_text(pf_dir + "/sriov_totalvfs", totalvfs);
+        const auto pf = inventory.pf("ens1f0");
+        if (!pf) return std::string("(no PF)");
+        if (pf->problem.empty()) return "ok " + std::to_string(pf->num_vfs) + " of " + std::to_string(pf->total_vfs);
+        EXPECT_EQ(pf->num_vfs, 0u) << "an unusable PF has no VF to look at";
+        return pf->problem;
+    };
+    EXPECT_EQ(problem_with("4\n", "8\n"), "ok 4 of 8");
+    EXPECT_EQ(problem_with("0\n", "8\n"), "ok 0 of 8");
+    EXPECT_EQ(problem_with("8", "8"), "ok 8 of 8");
+    EXPECT_EQ(problem_with("-1\n", "8\n"), "sriov_numvfs is '-1', not a number from 0 to 8 (sriov_totalvfs)");
+    EXPECT_EQ(problem_with("abc\n", "8\n"), "sriov_numvfs is 'abc', not a number from 0 to 8 (sriov_totalvfs)");
+    EXPECT_EQ(problem_with("9\n", "8\n"), "sriov_numvfs is '9', not a number from 0 to 8 (sriov_totalvfs)");
+    EXPECT_EQ(problem_with("\n", "8\n"), "sriov_numvfs is '', not a number from 0 to 8 (sriov_totalvfs)");
+    EXPECT_EQ(problem_with("04\n", "8\n"), "sriov_numvfs is '04', not a number from 0 to 8 (sriov_totalvfs)");
+    EXPECT_EQ(problem_with("4\n", "-1\n"), "sriov_totalvfs is '-1', not a number from 0 to 65535");
+    EXPECT_EQ(problem_with("4\n", "65536\n"), "sriov_totalvfs is '65536', not a number from 0 to 65535");
+    EXPECT_EQ(problem_with("4\n", std::string(100, '9')),
+              "sriov_totalvfs is '99999999999999999999999999999999...', not a number from 0 to 65535");
+    EXPECT_EQ(problem_with("4\x01\n", "8"), "sriov_numvfs is '4?', not a number from 0 to 8 (sriov_totalvfs)");
+    std::filesystem::remove(pf_dir + "/sriov_numvfs");
+    EXPECT_EQ(inventory.pf("ens1f0")->problem, "sriov_numvfs cannot be read");
+}
+
+TEST(Inventory, VfsMissingFromSysfsAreDescribed) {
+    test::TempDir dir;
+    sim::FakeSysfs fake(dir.path());
+    fake.add_pf(FakePf{"ens1f0", "0000:3b:00.0", 4});
+    Sysfs sysfs(dir.path());
+    Inventory inventory(sysfs);
+    std::filesystem::remove_all(dir.path() + "/devices/pci0000:00/0000:3b:02.1");
+    std::filesystem::remove(dir.path() + "/devices/pci0000:00/0000:3b:00.0/virtfn3");
+    std::vector<std::string> missing;
+    const auto vfs = inventory.vfs(*inventory.pf("ens1f0"), &missing);
+    ASSERT_EQ(vfs.size(), 2u);
+    EXPECT_EQ(vfs[0].index, 0u);
+    EXPECT_EQ(vfs[1].index, 2u);
+    EXPECT_EQ(missing, (std::vector<std::string>{"virtfn1 -> '../0000:3b:02.1', which does not exist",
+                                                 "virtfn3 is missing"}));
+}
+
 // A FIFO where a sysfs attribute should be: never opened blocking (a fake
 // tree or a bind mount can have one; the kernel's sysfs cannot).
 TEST(Sysfs, NeverOpensAFifo) {
@@ -89,7 +142,9 @@ TEST(Sysfs, NeverOpensAFifo) {
         Sysfs sysfs(dir.path());
         Inventory inventory(sysfs);
         const auto pf = inventory.pf("ens1f0");
-        ::_exit(pf && !sysfs.read("class/net/ens1f0/device/sriov_numvfs") ? 0 : 1);
+        ::_exit(pf && pf->problem == "sriov_numvfs cannot be read" && !sysfs.read("class/net/ens1f0/device/sriov_numvfs")
+                    ? 0
+                    : 1);
     }
     int status = -1;
     pid_t done = 0;
