@@ -307,8 +307,8 @@ int main_(int argc, char** argv) {
     for (unsigned per_pf : {1u, 16u, 64u, 128u, 256u}) hosts[per_pf] = make_host(per_pf);
 
     std::fprintf(stderr, "before_vm_start, %u interleaved runs per case...\n", runs);
-    rows.push_back(vm_start_case("4 vNICs, 2 passthrough, 8×64 VFs", *hosts[64], 4, 2, runs, 3.0));
-    rows.push_back(vm_start_case("4 vNICs, no passthrough, 8×64 VFs", *hosts[64], 4, 0, runs, 2.5));
+    rows.push_back(vm_start_case("4 vNICs, 2 passthrough, 8×64 VFs", *hosts[64], 4, 2, runs, 2.0));
+    rows.push_back(vm_start_case("4 vNICs, no passthrough, 8×64 VFs", *hosts[64], 4, 0, runs, 1.2));
     rows.push_back(vm_start_case("1 vNIC, passthrough, 8×64 VFs", *hosts[64], 1, 1, runs, 0));
     rows.push_back(vm_start_case("16 vNICs, 8 passthrough, 8×64 VFs", *hosts[64], 16, 8, runs, 0));
     rows.push_back(vm_start_case("32 vNICs, 16 passthrough, 8×64 VFs", *hosts[64], 32, 16, runs, 0));
