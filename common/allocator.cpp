@@ -18,6 +18,69 @@ std::optional<std::string> staleness(const Reservation& r, const std::string& bo
 
 namespace {
 
+// What libvirt said. It is asked with the store's lock released: a libvirt
+// that does not answer must not keep every other hook (a VM destroy that
+// only gives VFs back) waiting for the lock. libvirt's state does not follow
+// our lock anyway, so an answer from just before taking it is as good as one
+// taken under it.
+struct LibvirtAnswers {
+    bool running_asked = false;
+    std::optional<std::set<std::string>> running;     // the answer, when there is one
+    std::string running_error;                        // why there is none
+    bool in_use_asked = false;
+    std::optional<std::map<PciAddress, std::string>> in_use;
+    std::string in_use_error;
+};
+
+// Thrown (under the lock) by a decision that needs an answer not asked yet:
+// the caller drops the lock, asks, and starts over. Not an Error: nothing
+// failed.
+struct NeedLibvirt {
+    bool running = false;
+    bool in_use = false;
+};
+
+// Asks what `need` says, each question once per call (each may wait
+// lock_timeout; a failure is an answer too).
+void ask_libvirt(Host& host, LibvirtAnswers& answers, const NeedLibvirt& need) {
+    const auto ask = [](bool wanted, bool& asked, auto& answer, std::string& error, auto question) {
+        if (!wanted || asked) return;
+        asked = true;
+        try {
+            answer = question();
+        } catch (const Error& e) {
+            error = e.what();
+        }
+    };
+    ask(need.running, answers.running_asked, answers.running, answers.running_error,
+        [&] { return host.domains().running_vm_ids(); });
+    ask(need.in_use, answers.in_use_asked, answers.in_use, answers.in_use_error,
+        [&] { return host.domains().host_devices_in_use(); });
+}
+
+// Runs `attempt` under the store's lock. When it throws NeedLibvirt, the
+// lock is released, libvirt asked, and `attempt` run again from a fresh
+// look at the store; what an attempt changed before it threw, it undoes
+// itself. Each round asks at least one new question, so there are at most
+// three.
+template <typename F>
+auto under_lock_asking_libvirt(Host& host, LibvirtAnswers& answers, F attempt) -> decltype(attempt()) {
+    for (;;) {
+        NeedLibvirt need;
+        {
+            const auto lock = host.store().lock();
+            try {
+                return attempt();
+            } catch (const NeedLibvirt& n) {
+                need = n;
+            }
+        }
+        if ((!need.running || answers.running_asked) && (!need.in_use || answers.in_use_asked))
+            fail("internal error: libvirt was asked the same question twice");
+        ask_libvirt(host, answers, need);
+    }
+}
+
 // The store as read under the lock, kept up to date as this process changes it.
 struct Snapshot {
     std::vector<RecordEntry> entries;
@@ -68,7 +131,8 @@ struct PfTally {
 
 class Chooser {
 public:
-    Chooser(Host& host, const Snapshot& snapshot) : host_(host), snapshot_(snapshot) {}
+    Chooser(Host& host, const Snapshot& snapshot, const LibvirtAnswers& answers)
+        : host_(host), snapshot_(snapshot), answers_(answers) {}
 
     // The free VF for `req`, or nullopt with `tallies` saying why there is none.
     // PFs are tried least held first (pool order breaks ties), and sysfs is
@@ -137,16 +201,15 @@ private:
 
     bool used_by_domains(const PciAddress& pci) {
         if (!host_.config().check_domains) return false;
-        if (!in_use_) {
-            in_use_ = with_context("checking the VF against running libvirt domains (check_domains = yes)",
-                                   [&] { return host_.domains().host_devices_in_use(); });
-        }
-        return in_use_->count(pci) != 0;
+        if (!answers_.in_use_asked) throw NeedLibvirt{false, true};
+        if (!answers_.in_use)
+            fail("checking the VF against running libvirt domains (check_domains = yes): ", answers_.in_use_error);
+        return answers_.in_use->count(pci) != 0;
     }
 
     Host& host_;
     const Snapshot& snapshot_;
-    std::optional<std::map<PciAddress, std::string>> in_use_;
+    const LibvirtAnswers& answers_;
     std::map<std::string, std::optional<PfInfo>> pfs_;
 };
 
@@ -154,10 +217,11 @@ private:
 // dry_run); returns them with their reasons. Records of the VMs in `spare`
 // are kept whatever their age: a VM being started right now is not yet a
 // domain libvirt knows, and its records include those this very call made.
-// Asks libvirt only when some record is old enough for it to matter; `note`
-// says why it could not.
+// Needs libvirt's answer (throws NeedLibvirt until it has it) only when some
+// record is old enough for it to matter; `note` says why there was none.
+// Throws before it changes anything.
 std::vector<std::pair<Reservation, std::string>> reclaim_stale(Host& host, Snapshot& snapshot, bool dry_run,
-                                                               std::string& note,
+                                                               std::string& note, const LibvirtAnswers& answers,
                                                                const std::set<std::string>& spare = {}) {
     const auto& config = host.config();
     const auto now = host.now();
@@ -168,20 +232,21 @@ std::vector<std::pair<Reservation, std::string>> reclaim_stale(Host& host, Snaps
             now - e.record->created >= static_cast<std::int64_t>(config.reclaim_grace))
             need_libvirt = true;
     }
-    std::optional<std::set<std::string>> running;
+    const std::set<std::string>* running = nullptr;
     if (need_libvirt) {
-        try {
-            running = host.domains().running_vm_ids();
-        } catch (const Error& e) {
-            note = cat("could not ask libvirt which VMs run, so no reservation of this boot was reclaimed: ", e.what());
-        }
+        if (!answers.running_asked) throw NeedLibvirt{true, false};
+        if (answers.running)
+            running = &*answers.running;
+        else
+            note = cat("could not ask libvirt which VMs run, so no reservation of this boot was reclaimed: ",
+                       answers.running_error);
     }
     std::vector<std::pair<Reservation, std::string>> reclaimed;
     auto& entries = snapshot.entries;
     for (auto it = entries.begin(); it != entries.end();) {
-        const auto why = it->record && !spared(*it) ? staleness(*it->record, host.boot_id, now, config.reclaim_grace,
-                                                               running ? &*running : nullptr)
-                                                    : std::nullopt;
+        const auto why = it->record && !spared(*it)
+                             ? staleness(*it->record, host.boot_id, now, config.reclaim_grace, running)
+                             : std::nullopt;
         if (!why) {
             ++it;
             continue;
@@ -199,69 +264,72 @@ Snapshot read_snapshot(Host& host) { return Snapshot{host.store().load()}; }
 
 std::vector<Grant> Allocator::reserve(const std::vector<VnicRequest>& requests) {
     auto& store = host_.store();
-    const auto lock = store.lock();
-    auto snapshot = read_snapshot(host_);
-    Chooser chooser(host_, snapshot);
     std::set<std::string> starting;
     for (const auto& req : requests) starting.insert(req.vm_id);
-    std::vector<Grant> grants;
-    bool reclaimed_once = false;
-    try {
-        for (const auto& req : requests) {
-            with_context(cat("reserving a VF for vNIC ", req.mac, " on network ", req.network), [&] {
-                if (const auto* held = snapshot.find(req.vm_id, req.mac)) {
-                    grants.push_back({*held, false});
-                    return;
-                }
-                std::vector<PfTally> tallies;
-                for (;;) {
-                    auto vf = chooser.choose(req, tallies);
-                    if (!vf && !reclaimed_once) {
-                        // Only now is libvirt worth its cost: the pool is dry,
-                        // and records of VMs that died unseen may be refilling it.
-                        reclaimed_once = true;
-                        std::string note;
-                        if (!reclaim_stale(host_, snapshot, false, note, starting).empty()) continue;
-                        if (!note.empty()) {
-                            PfTally t;
-                            t.missing = note;
-                            tallies.push_back(t);
+    LibvirtAnswers answers;
+    return under_lock_asking_libvirt(host_, answers, [&] {
+        auto snapshot = read_snapshot(host_);
+        Chooser chooser(host_, snapshot, answers);
+        std::vector<Grant> grants;
+        bool reclaimed_once = false;
+        try {
+            for (const auto& req : requests) {
+                with_context(cat("reserving a VF for vNIC ", req.mac, " on network ", req.network), [&] {
+                    if (const auto* held = snapshot.find(req.vm_id, req.mac)) {
+                        grants.push_back({*held, false});
+                        return;
+                    }
+                    std::vector<PfTally> tallies;
+                    for (;;) {
+                        auto vf = chooser.choose(req, tallies);
+                        if (!vf && !reclaimed_once) {
+                            // Only now is libvirt worth its cost: the pool is dry,
+                            // and records of VMs that died unseen may be refilling it.
+                            reclaimed_once = true;
+                            std::string note;
+                            if (!reclaim_stale(host_, snapshot, false, note, answers, starting).empty()) continue;
+                            if (!note.empty()) {
+                                PfTally t;
+                                t.missing = note;
+                                tallies.push_back(t);
+                            }
                         }
+                        if (!vf) {
+                            std::vector<std::string> why;
+                            for (const auto& t : tallies) why.push_back(t.name.empty() ? t.missing : t.describe());
+                            fail("no free VF (", join(why, "; "), ")");
+                        }
+                        Reservation r;
+                        r.pci = vf->pci;
+                        r.pf = vf->pf;
+                        r.vf_index = vf->index;
+                        r.vm_id = req.vm_id;
+                        r.mac = req.mac;
+                        r.network = req.network;
+                        r.vlan = req.vlan;
+                        r.boot_id = host_.boot_id;
+                        r.created = host_.now();
+                        r.origin = req.origin;
+                        const bool created = store.create(r);
+                        // A record under the lock that we did not see means
+                        // someone wrote without it; skip that VF either way.
+                        snapshot.entries.push_back(RecordEntry{ReservationStore::file_name(r.pci), r.pci,
+                                                               created ? std::optional(r) : std::nullopt, ""});
+                        if (!created) continue;
+                        grants.push_back({r, true});
+                        return;
                     }
-                    if (!vf) {
-                        std::vector<std::string> why;
-                        for (const auto& t : tallies) why.push_back(t.name.empty() ? t.missing : t.describe());
-                        fail("no free VF (", join(why, "; "), ")");
-                    }
-                    Reservation r;
-                    r.pci = vf->pci;
-                    r.pf = vf->pf;
-                    r.vf_index = vf->index;
-                    r.vm_id = req.vm_id;
-                    r.mac = req.mac;
-                    r.network = req.network;
-                    r.vlan = req.vlan;
-                    r.boot_id = host_.boot_id;
-                    r.created = host_.now();
-                    r.origin = req.origin;
-                    const bool created = store.create(r);
-                    // A record under the lock that we did not see means
-                    // someone wrote without it; skip that VF either way.
-                    snapshot.entries.push_back(RecordEntry{ReservationStore::file_name(r.pci), r.pci,
-                                                           created ? std::optional(r) : std::nullopt, ""});
-                    if (!created) continue;
-                    grants.push_back({r, true});
-                    return;
-                }
-            });
+                });
+            }
+        } catch (...) {
+            // Failed, or needs libvirt first: what this attempt created goes.
+            for (const auto& g : grants) {
+                if (g.created) store.remove(g.reservation.pci);
+            }
+            throw;
         }
-    } catch (...) {
-        for (const auto& g : grants) {
-            if (g.created) store.remove(g.reservation.pci);
-        }
-        throw;
-    }
-    return grants;
+        return grants;
+    });
 }
 
 void Allocator::undo(const std::vector<Grant>& grants) {
@@ -312,17 +380,20 @@ std::optional<Reservation> Allocator::adopt(const Reservation& r) {
 
 GcReport Allocator::collect_garbage(bool dry_run) {
     auto& store = host_.store();
-    const auto lock = store.lock();
-    GcReport report;
-    if (!dry_run) report.temporaries = store.remove_temporaries();
-    auto snapshot = read_snapshot(host_);
-    for (const auto& e : snapshot.entries) {
-        if (!e.record) report.notes.push_back(cat(store.dir(), "/", e.file, ": ", e.problem, " (left in place)"));
-    }
-    std::string note;
-    report.reclaimed = reclaim_stale(host_, snapshot, dry_run, note);
-    if (!note.empty()) report.notes.push_back(note);
-    return report;
+    LibvirtAnswers answers;
+    return under_lock_asking_libvirt(host_, answers, [&] {
+        GcReport report;
+        auto snapshot = read_snapshot(host_);
+        for (const auto& e : snapshot.entries) {
+            if (!e.record) report.notes.push_back(cat(store.dir(), "/", e.file, ": ", e.problem, " (left in place)"));
+        }
+        std::string note;
+        // First, as it may need libvirt before it changes anything.
+        report.reclaimed = reclaim_stale(host_, snapshot, dry_run, note, answers);
+        if (!note.empty()) report.notes.push_back(note);
+        if (!dry_run) report.temporaries = store.remove_temporaries();
+        return report;
+    });
 }
 
 }  // namespace sriovpt

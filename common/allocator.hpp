@@ -57,7 +57,9 @@ public:
     // not up, and (with check_domains) not used by a running domain. Choice:
     // the PF with the fewest held VFs (pool order breaks ties), then the
     // lowest VF index. When none is free, stale records are reclaimed and
-    // the choice retried.
+    // the choice retried. libvirt is asked with the lock released (each
+    // question bounded by lock_timeout), so a hung libvirt never keeps other
+    // hooks from the lock.
     std::vector<Grant> reserve(const std::vector<VnicRequest>& requests);
 
     // Removes the records that `reserve` created (undo after a later failure).
@@ -77,6 +79,7 @@ public:
     std::optional<Reservation> adopt(const Reservation& r);
 
     // Reclaims every stale record and removes leftover temporary files.
+    // libvirt is asked with the lock released, as in reserve.
     GcReport collect_garbage(bool dry_run);
 
 private:

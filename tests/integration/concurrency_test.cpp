@@ -6,11 +6,14 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <set>
@@ -306,6 +309,80 @@ TEST_F(Concurrency, HooksKilledAtAnyInstantLeaveNothingDamagedAndGcMakesThePoolW
     std::set<PciAddress> vfs;
     for (const auto& r : held) vfs.insert(r.pci);
     EXPECT_EQ(vfs.size(), kPoolSize);
+}
+
+// A libvirt that takes connections and never answers: a hook that needs it
+// (here a start on a dry pool, to reclaim) waits up to lock_timeout for it,
+// and must do so without the reservation lock, or a VM destroy that only
+// gives VFs back waits as long and times out, keeping its VF.
+TEST_F(Concurrency, AHungLibvirtNeverKeepsADestroyFromTheLock) {
+    const auto socket_path = host_.dir() + "/hung-libvirt-sock";
+    const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(listener, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    ASSERT_LT(socket_path.size(), sizeof addr.sun_path);
+    std::strcpy(addr.sun_path, socket_path.c_str());
+    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(::listen(listener, 16), 0);
+
+    configure("qemu+unix:///system?socket=" + socket_path, "reclaim_grace = 0\n");
+    // The start waits 6 s for libvirt; the destroy waits at most 2 s for the
+    // lock (its own configuration: lock_timeout is per process).
+    const auto config = [&](int lock_timeout) {
+        return "sysfs_root = " + host_.dir() + "/sys\nstate_dir = " + host_.state_dir() +
+               "\nlibvirt_uri = qemu+unix:///system?socket=" + socket_path + "\nlock_timeout = " +
+               std::to_string(lock_timeout) + "\nreclaim_grace = 0\n[network.sriovnet]\npfs = ens1f0, ens1f1\n";
+    };
+    const auto destroy_conf = host_.dir() + "/destroy.conf";
+    write_text(host_.conf_path(), config(6));
+    write_text(destroy_conf, config(2));
+
+    // A dry pool of records an hour old: the start must ask libvirt which VMs run.
+    std::vector<Child> fill;
+    for (unsigned n = 0; n < kPoolSize; ++n) fill.push_back(start_hook("before_vm_start", n, domain_of(n), "fill"));
+    for (const auto& c : fill) ASSERT_EQ(wait_for(c), 0) << read_text(c.err_path);
+    {
+        ReservationStore store(host_.state_dir(), std::chrono::seconds(5));
+        const auto lock = store.lock();
+        for (auto r : host_.reservations()) {
+            r.created -= 3600;
+            store.remove(r.pci);
+            ASSERT_TRUE(store.create(r));
+        }
+    }
+
+    PciAddress released_vf;
+    for (const auto& r : host_.reservations()) {
+        if (r.vm_id == vm_uuid(3)) released_vf = r.pci;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto start = start_hook("before_vm_start", 100, domain_of(100), "hung");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const auto base = work_ + "/destroy-3";
+    write_text(base + ".xml", domain_of(3));
+    auto env = env_for(base + ".xml", vm_uuid(3));
+    env["SRIOV_PASSTHROUGH_CONF"] = destroy_conf;
+    const auto t1 = std::chrono::steady_clock::now();
+    const auto destroy = spawn(hook_path("after_vm_destroy"), env, base + ".xml", base + ".err");
+    const int destroyed = wait_for(destroy);
+    const auto destroy_took = std::chrono::steady_clock::now() - t1;
+    const int started = wait_for(start);
+    const auto start_took = std::chrono::steady_clock::now() - t0;
+    ::close(listener);
+
+    EXPECT_EQ(destroyed, 0) << read_text(destroy.err_path);
+    EXPECT_NE(read_text(destroy.err_path).find("released VF"), std::string::npos) << read_text(destroy.err_path);
+    EXPECT_LT(destroy_took, std::chrono::milliseconds(1500)) << "the destroy waited for the lock";
+    for (const auto& r : host_.reservations()) EXPECT_NE(r.vm_id, vm_uuid(3)) << "the destroyed VM keeps its VF";
+
+    // The start, once libvirt let it down (after 6 s), looked at the store
+    // afresh and found the VF the destroy gave back meanwhile.
+    EXPECT_EQ(started, 0) << read_text(start.err_path);
+    EXPECT_NE(read_text(start.err_path).find("-> VF " + released_vf.to_string()), std::string::npos)
+        << read_text(start.err_path);
+    EXPECT_GE(start_took, std::chrono::seconds(6)) << "it did wait for libvirt";
+    EXPECT_LT(start_took, std::chrono::seconds(12));
 }
 
 }  // namespace

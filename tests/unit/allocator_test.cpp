@@ -9,6 +9,7 @@
 #include "allocator.hpp"
 #include "error.hpp"
 #include "harness.hpp"
+#include "text.hpp"
 
 namespace sriovpt {
 
@@ -32,6 +33,10 @@ struct FakeLibvirt {
     bool unreachable = false;
     int constructed = 0;
     std::vector<std::string> calls;
+    // The state directory whose lock each call probes, and the calls made
+    // while the lock was held (by anyone: the tests run one Host at a time).
+    std::string state_dir;
+    std::vector<std::string> calls_under_lock;
 };
 
 class FakeDomains final : public DomainInventory {
@@ -39,17 +44,30 @@ public:
     explicit FakeDomains(FakeLibvirt& world) : world_(world) { ++world_.constructed; }
 
     std::set<std::string> running_vm_ids() override {
-        world_.calls.push_back("running_vm_ids");
+        note("running_vm_ids");
         if (world_.unreachable) fail("cannot connect to libvirt at fake:///: no daemon");
         return world_.running;
     }
     std::map<PciAddress, std::string> host_devices_in_use() override {
-        world_.calls.push_back("host_devices_in_use");
+        note("host_devices_in_use");
         if (world_.unreachable) fail("cannot connect to libvirt at fake:///: no daemon");
         return world_.devices;
     }
 
 private:
+    void note(const std::string& call) {
+        world_.calls.push_back(call);
+        // flock is per open file: a store of our own contends like another
+        // process would.
+        if (world_.state_dir.empty()) return;
+        try {
+            ReservationStore probe(world_.state_dir, std::chrono::milliseconds(1));
+            probe.lock();
+        } catch (const LockTimeout&) {
+            world_.calls_under_lock.push_back(call);
+        }
+    }
+
     FakeLibvirt& world_;
 };
 
@@ -65,6 +83,7 @@ protected:
         config_.lock_timeout = 5;
         config_.reclaim_grace = 300;
         config_.networks["sriovnet"] = NetworkPool{"sriovnet", {"ens1f0", "ens1f1"}, std::nullopt};
+        libvirt_.state_dir = config_.state_dir;
         reset_host();
     }
 
@@ -432,6 +451,35 @@ TEST_F(AllocatorTest, GarbageCollectionDryRunChangesNothing) {
     const auto left = held();
     EXPECT_EQ(left.size(), 2u);
     EXPECT_FALSE(left.count(vf("ens1f0", 0)));
+}
+
+// --- libvirt is never asked under the lock (issue 10, item 6) ------------------
+
+TEST_F(AllocatorTest, LibvirtIsAskedWithTheLockReleased) {
+    // A dry pool: which VMs run decides what is reclaimed.
+    config_.networks["sriovnet"].pfs = {"ens1f0"};
+    for (unsigned i = 0; i < 4; ++i) put_record(kVmB, "00:1a:4a:16:02:0" + std::to_string(i), "ens1f0", i, kNow - 1000);
+    libvirt_.running = {kVmB};
+    libvirt_.devices = {{vf("ens1f1", 0), kVmC}};
+    reset_host();
+    EXPECT_NE(reserve_error({vnic(kVmA, "00:1a:4a:16:01:51", {"ens1f0"})}).find("no free VF"), std::string::npos);
+    EXPECT_EQ(libvirt_.calls, std::vector<std::string>{"running_vm_ids"});
+
+    // check_domains: every choice needs libvirt.
+    config_.check_domains = true;
+    config_.networks["sriovnet"].pfs = {"ens1f1"};
+    reset_host();
+    EXPECT_EQ(reserve({vnic(kVmA, "00:1a:4a:16:01:51", {"ens1f1"})}).at(0).reservation.pci, vf("ens1f1", 1));
+
+    // gc.
+    libvirt_.running.clear();
+    reset_host();
+    EXPECT_EQ(Allocator(*host_).collect_garbage(false).reclaimed.size(), 4u);
+
+    EXPECT_EQ(libvirt_.calls, (std::vector<std::string>{"running_vm_ids", "host_devices_in_use", "running_vm_ids"}));
+    EXPECT_TRUE(libvirt_.calls_under_lock.empty())
+        << "asked with the lock held: " << join(libvirt_.calls_under_lock) << "; a libvirt that hangs then keeps "
+        << "every other hook (a VM destroy) from the lock";
 }
 
 // --- sysfs values out of range, VFs missing from sysfs (issue 10, item 7) -------
