@@ -103,7 +103,17 @@ struct Snapshot {
         }
         return nullptr;
     }
+    void erase(const PciAddress& pci) {
+        std::erase_if(entries, [&](const auto& e) { return e.record && e.record->pci == pci; });
+    }
 };
+
+// Whether a VF held for the vNIC already serves `req` as it asks now: the
+// same network, a PF of its pool, the same VLAN.
+bool serves(const Reservation& held, const VnicRequest& req) {
+    return held.network == req.network && held.vlan == req.vlan &&
+           std::find(req.pfs.begin(), req.pfs.end(), held.pf) != req.pfs.end();
+}
 
 // What was seen on one PF while looking for a free VF, for the message when
 // there is none.
@@ -266,6 +276,9 @@ std::vector<Grant> Allocator::reserve(const std::vector<VnicRequest>& requests) 
     auto& store = host_.store();
     std::set<std::string> starting;
     for (const auto& req : requests) starting.insert(req.vm_id);
+    // Leftovers given back, by vNIC: kept across attempts, as giving back is
+    // not undone.
+    std::map<std::pair<std::string, std::string>, Reservation> replaced;
     LibvirtAnswers answers;
     return under_lock_asking_libvirt(host_, answers, [&] {
         auto snapshot = read_snapshot(host_);
@@ -275,9 +288,21 @@ std::vector<Grant> Allocator::reserve(const std::vector<VnicRequest>& requests) 
         try {
             for (const auto& req : requests) {
                 with_context(cat("reserving a VF for vNIC ", req.mac, " on network ", req.network), [&] {
-                    if (const auto* held = snapshot.find(req.vm_id, req.mac)) {
-                        grants.push_back({*held, false});
-                        return;
+                    while (const auto* held = snapshot.find(req.vm_id, req.mac)) {
+                        if (serves(*held, req)) {
+                            grants.push_back({*held, false, {}});
+                            return;
+                        }
+                        // A leftover of an earlier life of this vNIC (an
+                        // after_* hook was killed or timed out) that was
+                        // made for another network, pool or VLAN: never
+                        // reused, given back for good (nothing runs on it:
+                        // the vNIC is being started now), then a VF is
+                        // planned afresh, possibly the same one.
+                        const auto old = *held;
+                        store.remove(old.pci);
+                        snapshot.erase(old.pci);
+                        replaced.insert_or_assign({req.vm_id, req.mac}, old);
                     }
                     std::vector<PfTally> tallies;
                     for (;;) {
@@ -316,7 +341,10 @@ std::vector<Grant> Allocator::reserve(const std::vector<VnicRequest>& requests) 
                         snapshot.entries.push_back(RecordEntry{ReservationStore::file_name(r.pci), r.pci,
                                                                created ? std::optional(r) : std::nullopt, ""});
                         if (!created) continue;
-                        grants.push_back({r, true});
+                        std::optional<Reservation> leftover;
+                        if (const auto it = replaced.find({req.vm_id, req.mac}); it != replaced.end())
+                            leftover = it->second;
+                        grants.push_back({r, true, leftover});
                         return;
                     }
                 });

@@ -28,8 +28,15 @@ struct VnicRequest {
 };
 
 struct Grant {
+    Grant() = default;
+    Grant(Reservation r, bool created_now, std::optional<Reservation> leftover = std::nullopt)
+        : reservation(std::move(r)), created(created_now), replaced(std::move(leftover)) {}
+
     Reservation reservation;
     bool created = false;           // false: the vNIC already held this VF
+    // A leftover of the same vNIC made for another network, pool or VLAN,
+    // given back before this VF was chosen.
+    std::optional<Reservation> replaced;
 };
 
 struct GcReport {
@@ -52,8 +59,11 @@ public:
 
     // One VF for each request, all or none: on any failure every record this
     // call created is removed before the Error leaves. The same vm_id+mac
-    // gets the VF it already holds. Free VFs: on a PF of the pool, without a
-    // record, not bound to vfio-pci/pci-stub, present in sysfs, host netdev
+    // gets the VF it already holds when that VF serves the request as it is
+    // now (same network and VLAN, a PF of the pool); a leftover that does
+    // not is given back for good, even when the call then fails, and a VF
+    // chosen afresh (Grant::replaced). Free VFs: on a PF of the pool, without
+    // a record, not bound to vfio-pci/pci-stub, present in sysfs, host netdev
     // not up, and (with check_domains) not used by a running domain. Choice:
     // the PF with the fewest held VFs (pool order breaks ties), then the
     // lowest VF index. When none is free, stale records are reclaimed and

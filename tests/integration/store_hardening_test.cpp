@@ -192,6 +192,44 @@ TEST_F(StoreHardening, CheckFindsAStoreTheHooksCannotUse) {
     EXPECT_EQ(cli({"check"}).output.find("PROBLEM"), std::string::npos);
 }
 
+// --- Item 2: a leftover reservation of the same vNIC --------------------------------
+
+TEST_F(StoreHardening, ALeftoverOfTheVnicOnAnotherNetworkOrVlanIsNotReused) {
+    // Started on sriovnet; its after_vm_destroy never ran (killed).
+    auto first = hook("before_vm_start", domain("sriovnet"), kVmId);
+    ASSERT_EQ(first.status, 0) << first.err;
+    ASSERT_NE(first.xml.find(R"(bus="0x3b")"), std::string::npos) << first.xml;
+    ASSERT_NE(first.xml.find(R"(<tag id="100")"), std::string::npos) << first.xml;
+
+    // Started again with the vNIC on othernet: a VF of othernet's PF, its VLAN.
+    const auto moved = hook("before_vm_start", domain("othernet"), kVmId);
+    ASSERT_EQ(moved.status, 0) << moved.err;
+    EXPECT_NE(moved.xml.find(R"(bus="0x5e")"), std::string::npos) << "a VF of ens1f1: " << moved.xml;
+    EXPECT_NE(moved.xml.find(R"(<tag id="200")"), std::string::npos) << moved.xml;
+    EXPECT_EQ(moved.xml.find(R"(<tag id="100")"), std::string::npos) << "never the old network's VLAN";
+    auto held = host_.reservations();
+    ASSERT_EQ(held.size(), 1u) << "the leftover is given back";
+    EXPECT_EQ(held[0].network, "othernet");
+    EXPECT_EQ(held[0].pf, "ens1f1");
+    EXPECT_EQ(held[0].vlan, 200u);
+
+    // Same network, the vlan property now set: the new VLAN.
+    auto props = kPassthrough;
+    props["vlan"] = "300";
+    const auto retagged = hook("before_vm_start", domain("othernet", props), kVmId);
+    ASSERT_EQ(retagged.status, 0) << retagged.err;
+    EXPECT_NE(retagged.xml.find(R"(<tag id="300")"), std::string::npos) << retagged.xml;
+    held = host_.reservations();
+    ASSERT_EQ(held.size(), 1u);
+    EXPECT_EQ(held[0].vlan, 300u);
+
+    // Unchanged: the VF it holds, as it is.
+    const auto same = hook("before_vm_start", domain("othernet", props), kVmId);
+    ASSERT_EQ(same.status, 0) << same.err;
+    EXPECT_EQ(same.xml, retagged.xml);
+    EXPECT_EQ(host_.reservations(), held);
+}
+
 // --- Item 3: names a record must carry ------------------------------------------------
 
 TEST_F(StoreHardening, OddBridgeNamesAreRecordedSoDestroyReleases) {

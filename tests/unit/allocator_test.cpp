@@ -116,14 +116,16 @@ protected:
 
     // Writes a record as an earlier hook would have.
     void put_record(const std::string& vm, const std::string& mac, const std::string& pf, unsigned index,
-                    std::int64_t created, const std::string& boot = kBoot) {
+                    std::int64_t created, const std::string& boot = kBoot, const std::string& network = "sriovnet",
+                    std::optional<unsigned> vlan = std::nullopt) {
         Reservation r;
         r.pci = vf(pf, index);
         r.pf = pf;
         r.vf_index = index;
         r.vm_id = vm;
         r.mac = mac;
-        r.network = "sriovnet";
+        r.network = network;
+        r.vlan = vlan;
         r.boot_id = boot;
         r.created = created;
         r.origin = "before_vm_start";
@@ -451,6 +453,83 @@ TEST_F(AllocatorTest, GarbageCollectionDryRunChangesNothing) {
     const auto left = held();
     EXPECT_EQ(left.size(), 2u);
     EXPECT_FALSE(left.count(vf("ens1f0", 0)));
+}
+
+// --- A leftover reservation of the same vNIC (issue 10, item 2) ---------------
+//
+// An after_* hook that was killed or timed out leaves the vNIC's record; the
+// vNIC then starts again, maybe on another network, pool or VLAN.
+
+TEST_F(AllocatorTest, ALeftoverForAnotherNetworkIsGivenBackAndTheVnicPlannedAfresh) {
+    config_.networks["othernet"] = NetworkPool{"othernet", {"ens1f1"}, 200};
+    put_record(kVmA, "00:1a:4a:16:01:51", "ens1f0", 0, kNow - 1000, kBoot, "sriovnet", 100);
+    reset_host();
+    const auto grants = reserve({VnicRequest{kVmA, "00:1a:4a:16:01:51", "othernet", {"ens1f1"}, 200, "before_vm_start"}});
+    ASSERT_EQ(grants.size(), 1u);
+    EXPECT_TRUE(grants[0].created);
+    EXPECT_EQ(grants[0].reservation.pci, vf("ens1f1", 0)) << "a VF of the new network's pool";
+    EXPECT_EQ(grants[0].reservation.network, "othernet");
+    EXPECT_EQ(grants[0].reservation.vlan, 200u);
+    ASSERT_TRUE(grants[0].replaced);
+    EXPECT_EQ(grants[0].replaced->pci, vf("ens1f0", 0));
+    const auto left = held();
+    ASSERT_EQ(left.size(), 1u) << "the leftover is given back";
+    EXPECT_EQ(left.begin()->second, grants[0].reservation);
+}
+
+TEST_F(AllocatorTest, ALeftoverWithAnotherVlanOrOutsideThePoolIsNotReused) {
+    // Another VLAN, same network and pool: planned afresh, which may well
+    // give the same VF, now with the new VLAN.
+    put_record(kVmA, "00:1a:4a:16:01:51", "ens1f0", 0, kNow - 1000, kBoot, "sriovnet", 100);
+    reset_host();
+    auto req = vnic(kVmA, "00:1a:4a:16:01:51");
+    req.vlan = 300;
+    auto grants = reserve({req});
+    EXPECT_TRUE(grants.at(0).created);
+    EXPECT_EQ(grants[0].reservation.pci, vf("ens1f0", 0));
+    EXPECT_EQ(held().at(vf("ens1f0", 0)).vlan, 300u) << "the record says the VLAN the VF gets";
+
+    // No VLAN now: the tagged leftover does not serve.
+    reset_host();
+    grants = reserve({vnic(kVmA, "00:1a:4a:16:01:51")});
+    EXPECT_TRUE(grants.at(0).created);
+    EXPECT_FALSE(held().at(grants[0].reservation.pci).vlan);
+
+    // sriov_pf narrows the pool to a PF the leftover is not on.
+    reset_host();
+    grants = reserve({vnic(kVmA, "00:1a:4a:16:01:51", {"ens1f1"})});
+    EXPECT_TRUE(grants.at(0).created);
+    EXPECT_EQ(grants[0].reservation.pci, vf("ens1f1", 0));
+    EXPECT_EQ(held().size(), 1u);
+
+    // What matches is reused as it is.
+    reset_host();
+    now_ += 50;
+    const auto again = reserve({vnic(kVmA, "00:1a:4a:16:01:51", {"ens1f1", "ens1f0"})});
+    EXPECT_FALSE(again.at(0).created);
+    EXPECT_FALSE(again[0].replaced);
+    EXPECT_EQ(again[0].reservation, grants[0].reservation);
+}
+
+TEST_F(AllocatorTest, ALeftoverIsGivenBackEvenWhenTheNewPlanFailsAndNothingNewIsHeld) {
+    // othernet's only PF is full; the vNIC's leftover on sriovnet goes all
+    // the same: it belongs to an earlier life of a vNIC that is being
+    // started anew, and nothing uses it.
+    config_.networks["othernet"] = NetworkPool{"othernet", {"ens1f1"}, std::nullopt};
+    put_record(kVmA, "00:1a:4a:16:01:51", "ens1f0", 2, kNow - 10);
+    for (unsigned i = 0; i < 4; ++i) put_record(kVmB, "00:1a:4a:16:02:0" + std::to_string(i), "ens1f1", i, kNow - 10);
+    reset_host();
+    const auto why = reserve_error({vnic(kVmA, "00:1a:4a:16:01:52"),
+                                    VnicRequest{kVmA, "00:1a:4a:16:01:51", "othernet", {"ens1f1"}, std::nullopt,
+                                                "before_vm_start"}});
+    EXPECT_EQ(why.rfind("reserving a VF for vNIC 00:1a:4a:16:01:51 on network othernet: no free VF (all 4 VFs of ens1f1 "
+                        "are held)",
+                        0),
+              0u)
+        << why;
+    const auto left = held();
+    EXPECT_EQ(left.size(), 4u) << "neither the leftover nor the first vNIC's new VF is held";
+    for (const auto& [pci, r] : left) EXPECT_EQ(r.vm_id, kVmB);
 }
 
 // --- libvirt is never asked under the lock (issue 10, item 6) ------------------
