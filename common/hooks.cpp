@@ -47,7 +47,7 @@ struct PassthroughVnic {
 };
 
 std::string vnic_label(const Vnic& v) {
-    return cat("vNIC ", v.mac.empty() ? (v.raw_mac.empty() ? std::string("without a MAC") : v.raw_mac) : v.mac);
+    return cat("vNIC ", v.mac.empty() ? (v.raw_mac.empty() ? std::string("without a MAC") : quoted(v.raw_mac)) : v.mac);
 }
 
 // The VM id from $vmId, else the domain's <uuid>; validated.
@@ -60,7 +60,7 @@ std::string require_vm_id(const HookEnv& env, pugi::xml_node root) {
     }
     if (raw.empty()) fail("no VM id: $vmId is not set and the XML has no <uuid>");
     const auto id = normalize_uuid(raw);
-    if (!id) fail(source, " '", raw, "' is not a UUID");
+    if (!id) fail(source, " ", quoted(raw), " is not a UUID");
     return *id;
 }
 
@@ -68,9 +68,9 @@ std::string require_vm_id(const HookEnv& env, pugi::xml_node root) {
 void check_passthrough_vnic(const Vnic& v) {
     with_context(vnic_label(v), [&] {
         if (v.raw_mac.empty()) fail("has passthrough=true but no <mac address>");
-        if (v.mac.empty()) fail("has passthrough=true but its MAC '", v.raw_mac, "' is not a MAC address");
+        if (v.mac.empty()) fail("has passthrough=true but its MAC ", quoted(v.raw_mac), " is not a MAC address");
         if (v.type != "bridge")
-            fail("has passthrough=true but is of type '", v.type, "'; only bridge vNICs can be passed through");
+            fail("has passthrough=true but is of type ", quoted(v.type), "; only bridge vNICs can be passed through");
         if (v.network.empty()) fail("has passthrough=true but no <source bridge>");
     });
 }
@@ -79,7 +79,7 @@ void check_passthrough_vnic(const Vnic& v) {
 // sriov_pf; the vlan property overrides the network's default.
 VnicRequest plan_request(const Config& config, const PassthroughVnic& p, const std::string& vm_id, HookPoint hp) {
     const auto& v = p.vnic;
-    return with_context(cat(vnic_label(v), " on network ", v.network), [&] {
+    return with_context(cat(vnic_label(v), " on network ", printable(v.network)), [&] {
         VnicRequest req;
         req.vm_id = vm_id;
         req.mac = v.mac;
@@ -101,7 +101,8 @@ VnicRequest plan_request(const Config& config, const PassthroughVnic& p, const s
         } else if (pool) {
             req.pfs = pool->pfs;
         } else {
-            fail("no PF pool configured for network ", v.network, " (add a [network.", v.network, "] section to ",
+            fail("no PF pool configured for network ", printable(v.network), " (add a [network.", printable(v.network),
+                 "] section to ",
                  config.path.empty() ? std::string(kDefaultConfigPath) : config.path,
                  " or set the sriov_pf property)");
         }
@@ -111,7 +112,7 @@ VnicRequest plan_request(const Config& config, const PassthroughVnic& p, const s
 
 std::string describe_grant(const Grant& g, const std::vector<std::string>& dropped) {
     const auto& r = g.reservation;
-    auto line = cat("vNIC ", r.mac, " of VM ", r.vm_id, " on ", r.network, " -> VF ", r.pci.to_string(), " (", r.pf,
+    auto line = cat("vNIC ", r.mac, " of VM ", r.vm_id, " on ", printable(r.network), " -> VF ", r.pci.to_string(), " (", r.pf,
                     " VF ", r.vf_index, r.vlan ? cat(", VLAN ", *r.vlan) : std::string(", no VLAN"),
                     g.created ? "" : ", already held", ")");
     if (!dropped.empty()) line += cat("; dropped for passthrough: ", join(dropped));
@@ -140,7 +141,7 @@ HookOutcome pass_through(HookPoint hp, Host& host, const std::vector<Passthrough
             const auto pair = rewrite_to_failover(vnics[i].vnic.node, vf);
             record_failover_metadata(pair.persistent.parent().parent(), pair.persistent, r.network);  // <domain>
             outcome.notes.push_back(cat(describe_grant(outcome.grants[i], {}),
-                                        "; failover: teamed with the virtio vNIC ", vnics[i].vnic.alias,
+                                        "; failover: teamed with the virtio vNIC ", printable(vnics[i].vnic.alias),
                                         ", which stays"));
         } else {
             const auto result = rewrite_to_hostdev(vnics[i].vnic.node, vf);
@@ -272,7 +273,7 @@ HookOutcome release_vnic(Host& host, pugi::xml_document& doc, const HookEnv& env
     const auto root = require_root(doc, "interface");
     const auto vnics = find_vnics(root);
     const auto& v = vnics.front();
-    if (v.mac.empty()) fail("the <interface> has no valid <mac address> ('", v.raw_mac, "')");
+    if (v.mac.empty()) fail("the <interface> has no valid <mac address> (", quoted(v.raw_mac), ")");
     const auto vm_id = require_vm_id(env, root);
     HookOutcome outcome;
     for (const auto& r : Allocator(host).release(vm_id, v.mac))
@@ -314,7 +315,7 @@ HookOutcome before_migrate_source(Host& host, pugi::xml_document& doc, const Hoo
                 continue;
             }
         }
-        held.push_back(cat(r.mac, " on ", r.network.empty() ? "?" : r.network, " (VF ", r.pci.to_string(), ")"));
+        held.push_back(cat(r.mac, " on ", r.network.empty() ? "?" : printable(r.network), " (VF ", r.pci.to_string(), ")"));
     }
     if (!held.empty())
         throw Refusal(cat("VM ", vm_id, " cannot be migrated while it holds SR-IOV VFs passed through: hot-unplug vNIC",
@@ -407,13 +408,13 @@ HookOutcome before_migrate_destination(Host& host, pugi::xml_document& doc, cons
                      [&] {
                          if (r.pf == "-") fail("there is no such VF on this host");
                          if (std::find(req.pfs.begin(), req.pfs.end(), r.pf) == req.pfs.end())
-                             fail("it is a VF of ", r.pf, ", which does not serve network ", req.network,
+                             fail("it is a VF of ", r.pf, ", which does not serve network ", printable(req.network),
                                   " here (its PFs: ", join(req.pfs), ")");
                          if (r.vlan != req.vlan)
                              fail("the VF has ", r.vlan ? cat("VLAN ", *r.vlan) : std::string("no VLAN"),
-                                  " from the source, but network ", req.network, " here gives ",
+                                  " from the source, but network ", printable(req.network), " here gives ",
                                   req.vlan ? cat("VLAN ", *req.vlan) : std::string("none"),
-                                  "; make the [network.", req.network, "] sections of both hosts agree");
+                                  "; make the [network.", printable(req.network), "] sections of both hosts agree");
                      });
         r.network = req.network;
         records.push_back(std::move(r));
@@ -459,7 +460,7 @@ std::string replug_failover_vf(Host& host, DeviceAttacher& attacher, const Passt
         fail("hot-plugging VF ", r.pci.to_string(), ": ", e.what());
     }
     return cat("hot-plugged ", describe_grant(grants.front(), {}), " as the failover partner of the virtio vNIC ",
-               p.vnic.alias);
+               printable(p.vnic.alias));
 }
 
 // Whether the hostdev vNIC `v` of a domain is a VF of ours: its own

@@ -194,6 +194,11 @@ TEST_F(VmStart, BadInputIsRefusedCleanly) {
     expect_refused("before_vm_start",
                    make_domain({{"00:1a:4a:16:01:51", "sriovnet", kPassthrough}, {"00:1A:4A:16:01:51", "sriovnet", kPassthrough}}),
                    kVmId, "two vNICs have the MAC 00:1a:4a:16:01:51");
+    // Values from the XML are escaped and cut: one line whatever they hold.
+    const auto odd_network =
+        make_domain({{"00:1a:4a:16:01:51", "other&#9;net" + std::string(100, 'x'), kPassthrough}});
+    expect_refused("before_vm_start", odd_network, kVmId,
+                   "on network other\\tnet" + std::string(55, 'x') + "... (109 bytes): no PF pool configured");
     auto no_uuid = good;
     no_uuid.erase(no_uuid.find("  <uuid>"), no_uuid.find("</uuid>\n") + 8 - no_uuid.find("  <uuid>"));
     expect_refused("before_vm_start", no_uuid, std::nullopt, "no VM id: $vmId is not set and the XML has no <uuid>");
