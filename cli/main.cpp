@@ -144,8 +144,7 @@ int release_command(const std::vector<std::string>& args) {
     }
     const auto released = allocator.release(*id, only);
     for (const auto& r : released)
-        std::cout << "released VF " << r.pci.to_string() << " (" << r.pf << " VF " << r.vf_index << ") of vNIC " << r.mac
-                  << " of VM " << r.vm_id << "\n";
+        std::cout << released_line(r) << "\n";
     if (released.empty()) std::cout << "VM " << *id << (only ? " vNIC " + *only : "") << " holds no VF\n";
     return 0;
 }

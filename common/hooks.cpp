@@ -263,11 +263,6 @@ HookOutcome before_nic_hotplug(Host& host, pugi::xml_document& doc, const HookEn
     return pass_through(HookPoint::before_nic_hotplug, host, {{v, *props}}, require_vm_id(env, root));
 }
 
-std::string released_note(const Reservation& r) {
-    return cat("released VF ", r.pci.to_string(), " (", r.pf, " VF ", r.vf_index, ") of vNIC ", r.mac, " of VM ",
-               r.vm_id);
-}
-
 // Hotunplug and failed hotplug: give back the VF of this vNIC.
 HookOutcome release_vnic(Host& host, pugi::xml_document& doc, const HookEnv& env) {
     const auto root = require_root(doc, "interface");
@@ -277,7 +272,7 @@ HookOutcome release_vnic(Host& host, pugi::xml_document& doc, const HookEnv& env
     const auto vm_id = require_vm_id(env, root);
     HookOutcome outcome;
     for (const auto& r : Allocator(host).release(vm_id, v.mac))
-        outcome.notes.push_back(released_note(r));
+        outcome.notes.push_back(released_line(r));
     return outcome;
 }
 
@@ -286,7 +281,7 @@ HookOutcome release_vm(Host& host, pugi::xml_document& doc, const HookEnv& env) 
     const auto vm_id = require_vm_id(env, doc.child("domain"));
     HookOutcome outcome;
     for (const auto& r : Allocator(host).release(vm_id))
-        outcome.notes.push_back(released_note(r));
+        outcome.notes.push_back(released_line(r));
     return outcome;
 }
 

@@ -294,6 +294,11 @@ Reservation parse_record(std::string_view text) {
     return r;
 }
 
+std::string released_line(const Reservation& r) {
+    return cat("released VF ", r.pci.to_string(), " (", r.pf, " VF ", r.vf_index, ") of vNIC ", r.mac, " of VM ",
+               r.vm_id);
+}
+
 std::string current_boot_id() {
     const int fd = ::open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return {};

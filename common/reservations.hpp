@@ -83,6 +83,10 @@ struct Reservation {
 // The record of `r`: version 1 when it holds `r` exactly, else version 2.
 std::string format_record(const Reservation& r);
 
+// The line that says a reservation was given back, for the hooks' stderr and
+// the command alike: "released VF 0000:3b:02.1 (ens1f0 VF 1) of vNIC ... of VM ...".
+std::string released_line(const Reservation& r);
+
 // Parses a record of version 1 or 2; throws Error saying what is wrong
 // ("unknown record version 7 ...", "line 3: ...", "truncated: no 'end' line").
 Reservation parse_record(std::string_view text);
