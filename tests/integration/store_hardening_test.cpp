@@ -13,6 +13,7 @@
 #include <string>
 
 #include "harness.hpp"
+#include "host.hpp"
 
 namespace fs = std::filesystem;
 
