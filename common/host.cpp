@@ -1,8 +1,23 @@
 #include "host.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <ctime>
 
+#include "text.hpp"
+
 namespace sriovpt {
+
+std::string current_boot_id() {
+    const int fd = ::open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return {};
+    char buf[64];
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    ::close(fd);
+    if (n <= 0) return {};
+    return std::string(trim(std::string_view(buf, static_cast<size_t>(n))));
+}
 
 Host::Host()
     : Host([] { return load_config(config_path_from_env()); },

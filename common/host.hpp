@@ -17,6 +17,9 @@
 
 namespace sriovpt {
 
+// The current host boot (/proc/sys/kernel/random/boot_id); empty if unknown.
+std::string current_boot_id();
+
 class Host {
 public:
     using ConfigLoader = std::function<Config()>;

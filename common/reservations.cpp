@@ -299,16 +299,6 @@ std::string released_line(const Reservation& r) {
                r.vm_id);
 }
 
-std::string current_boot_id() {
-    const int fd = ::open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return {};
-    char buf[64];
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    ::close(fd);
-    if (n <= 0) return {};
-    return std::string(trim(std::string_view(buf, static_cast<size_t>(n))));
-}
-
 std::string ReservationStore::file_name(const PciAddress& pci) {
     return cat(kRecordPrefix, pci.to_string());
 }

@@ -99,9 +99,6 @@ struct RecordEntry {
     std::string problem;                  // why it is not, otherwise
 };
 
-// The current host boot (from /proc/sys/kernel/random/boot_id); empty if unknown.
-std::string current_boot_id();
-
 class ReservationStore {
 public:
     // Creates state_dir (mode 0750) if it does not exist. Throws Error when

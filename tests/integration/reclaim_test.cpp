@@ -14,6 +14,7 @@
 #include <filesystem>
 
 #include "harness.hpp"
+#include "host.hpp"
 #include "hooks.hpp"
 
 namespace fs = std::filesystem;

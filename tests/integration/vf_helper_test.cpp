@@ -24,6 +24,7 @@
 #include <filesystem>
 
 #include "harness.hpp"
+#include "host.hpp"
 #include "reservations.hpp"
 #include "text.hpp"
 #include "vf_link.hpp"
