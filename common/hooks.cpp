@@ -332,7 +332,7 @@ void locate_vf(Host& host, Reservation& r) {
             }
         }
     }
-    if (r.pf.empty()) r.pf = "-";
+    if (r.pf.empty()) r.pf.assign(1, '-');  // not = "-": GCC 12 -O3 warns wrongly (-Wrestrict)
     for (const auto& [name, pool] : host.config().networks) {
         if (std::find(pool.pfs.begin(), pool.pfs.end(), r.pf) != pool.pfs.end()) r.network = name;
     }
