@@ -317,14 +317,8 @@ TEST_F(Concurrency, HooksKilledAtAnyInstantLeaveNothingDamagedAndGcMakesThePoolW
 // gives VFs back waits as long and times out, keeping its VF.
 TEST_F(Concurrency, AHungLibvirtNeverKeepsADestroyFromTheLock) {
     const auto socket_path = host_.dir() + "/hung-libvirt-sock";
-    const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(listener, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    ASSERT_LT(socket_path.size(), sizeof addr.sun_path);
-    std::strcpy(addr.sun_path, socket_path.c_str());
-    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    ASSERT_EQ(::listen(listener, 16), 0);
+    const SilentSocket hung(socket_path);
+    ASSERT_TRUE(hung.ok());
 
     configure("qemu+unix:///system?socket=" + socket_path, "reclaim_grace = 0\n");
     // The start waits 6 s for libvirt; the destroy waits at most 2 s for the
@@ -369,7 +363,6 @@ TEST_F(Concurrency, AHungLibvirtNeverKeepsADestroyFromTheLock) {
     const auto destroy_took = std::chrono::steady_clock::now() - t1;
     const int started = wait_for(start);
     const auto start_took = std::chrono::steady_clock::now() - t0;
-    ::close(listener);
 
     EXPECT_EQ(destroyed, 0) << read_text(destroy.err_path);
     EXPECT_NE(read_text(destroy.err_path).find("released VF"), std::string::npos) << read_text(destroy.err_path);

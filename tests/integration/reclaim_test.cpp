@@ -265,14 +265,8 @@ TEST_F(Reclaim, LibvirtThatNeverAnswersIsWaitedForAtMostLockTimeout) {
     // A socket that takes connections (the kernel queues them) and never
     // says a word: a libvirtd that hangs.
     const auto socket_path = host_.dir() + "/hung-libvirt-sock";
-    const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(listener, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    ASSERT_LT(socket_path.size(), sizeof addr.sun_path);
-    std::strcpy(addr.sun_path, socket_path.c_str());
-    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    ASSERT_EQ(::listen(listener, 16), 0);
+    const SilentSocket hung(socket_path);
+    ASSERT_TRUE(hung.ok());
 
     write_text(host_.conf_path(), "sysfs_root = " + host_.dir() + "/sys\nstate_dir = " + host_.state_dir() +
                                       "\nlibvirt_uri = qemu+unix:///system?socket=" + socket_path +
@@ -282,7 +276,6 @@ TEST_F(Reclaim, LibvirtThatNeverAnswersIsWaitedForAtMostLockTimeout) {
     const auto t0 = std::chrono::steady_clock::now();
     const auto run = start();
     const auto took = std::chrono::steady_clock::now() - t0;
-    ::close(listener);
     EXPECT_EQ(run.status, 2) << run.err;
     EXPECT_NE(run.err.find("could not ask libvirt which VMs run, so no reservation of this boot was reclaimed: "
                            "libvirt at qemu+unix:///system?socket=" + socket_path + " did not answer within 2 s"),

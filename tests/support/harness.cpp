@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -131,6 +133,24 @@ std::vector<Reservation> TestHost::reservations() const {
         if (e.record) out.push_back(*e.record);
     }
     return out;
+}
+
+SilentSocket::SilentSocket(std::string path) : path_(std::move(path)) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path_.size() >= sizeof addr.sun_path) return;
+    std::strcpy(addr.sun_path, path_.c_str());
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) return;
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd_, 16) != 0) {
+        ::close(fd_);
+        fd_ = -1;
+    }
+}
+
+SilentSocket::~SilentSocket() {
+    if (fd_ >= 0) ::close(fd_);
+    ::unlink(path_.c_str());
 }
 
 CommandResult run_command(const std::vector<std::string>& argv, const std::map<std::string, std::string>& extra) {

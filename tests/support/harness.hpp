@@ -69,6 +69,22 @@ private:
     sim::FakeSysfs sysfs_;
 };
 
+// A Unix socket that takes connections (the kernel queues them) and never
+// says a word: a libvirtd that hangs. Closed and removed on destruction;
+// `ok()` is false when it could not be set up.
+class SilentSocket {
+public:
+    explicit SilentSocket(std::string path);
+    ~SilentSocket();
+    SilentSocket(const SilentSocket&) = delete;
+    SilentSocket& operator=(const SilentSocket&) = delete;
+    bool ok() const { return fd_ >= 0; }
+    const std::string& path() const { return path_; }
+private:
+    std::string path_;
+    int fd_ = -1;
+};
+
 // Runs a command (argv[0] looked up in PATH) with `env` added to a minimal
 // environment; returns exit status and combined stdout+stderr.
 struct CommandResult {
