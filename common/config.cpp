@@ -1,5 +1,7 @@
 #include "config.hpp"
 
+#include <algorithm>
+
 #include <sys/stat.h>
 
 #include <boost/program_options/errors.hpp>
@@ -23,6 +25,13 @@ namespace sriovpt {
 const NetworkPool* Config::network(const std::string& name) const {
     const auto it = networks.find(name);
     return it == networks.end() ? nullptr : &it->second;
+}
+
+const NetworkPool* Config::network_of_pf(const std::string& pf) const {
+    for (const auto& [name, pool] : networks) {
+        if (std::find(pool.pfs.begin(), pool.pfs.end(), pf) != pool.pfs.end()) return &pool;
+    }
+    return nullptr;
 }
 
 std::string config_path_from_env() {

@@ -41,6 +41,9 @@ struct Config {
 
     // The pool of a network, or nullptr when the file has no section for it.
     const NetworkPool* network(const std::string& name) const;
+    // The network whose pool has the PF `pf`: the first one by name when
+    // several share it (check warns about that), nullptr when none has it.
+    const NetworkPool* network_of_pf(const std::string& pf) const;
     bool libvirt_enabled() const { return libvirt_uri != "none"; }
 };
 

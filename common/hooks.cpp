@@ -333,9 +333,7 @@ void locate_vf(Host& host, Reservation& r) {
         }
     }
     if (r.pf.empty()) r.pf.assign(1, '-');  // not = "-": GCC 12 -O3 warns wrongly (-Wrestrict)
-    for (const auto& [name, pool] : host.config().networks) {
-        if (std::find(pool.pfs.begin(), pool.pfs.end(), r.pf) != pool.pfs.end()) r.network = name;
-    }
+    if (const auto* pool = host.config().network_of_pf(r.pf)) r.network = pool->name;
 }
 
 // The record of a VF that an arriving VM already uses on this host: the

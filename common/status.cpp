@@ -61,12 +61,7 @@ HostStatus collect_status(Host& host, bool ask_libvirt) {
             status.notes.push_back(cat("PF ", pf.name, " cannot be used: ", pf.problem));
         std::vector<std::string> missing;
         std::optional<std::string> network;
-        for (const auto& [name, pool] : config.networks) {
-            if (std::find(pool.pfs.begin(), pool.pfs.end(), pf.name) != pool.pfs.end()) {
-                network = name;
-                break;
-            }
-        }
+        if (const auto* pool = config.network_of_pf(pf.name)) network = pool->name;
         for (auto& vf : host.inventory().vfs(pf, &missing)) {
             VfStatus s;
             s.network = network;
