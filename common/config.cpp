@@ -147,6 +147,10 @@ Config parse_config(std::istream& in, const std::string& name) {
 }
 
 Config load_config(const std::string& path) {
+    // Anything but a regular file or a directory (a FIFO) could block the
+    // read for ever; a directory gets its own message below.
+    if (struct stat st{}; ::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+        fail("configuration ", path, ": cannot be read: not a regular file");
     std::ifstream in(path);
     if (!in) {
         // The standard file may be missing, which means all defaults

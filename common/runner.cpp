@@ -12,6 +12,7 @@
 #include "domain_xml.hpp"
 #include "error.hpp"
 #include "log.hpp"
+#include "text.hpp"
 
 namespace sriovpt {
 
@@ -106,6 +107,10 @@ int run(HookPoint hp) {
         const auto path = env_value("_hook_domxml");
         if (!path || path->empty()) fail("$_hook_domxml is not set: run by VDSM, or by 'sriov-passthrough run'");
         doing = cat("reading ", *path);
+        // VDSM's file is a regular one; anything else (a FIFO) could block
+        // the read for ever.
+        if (struct stat st{}; ::stat(path->c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+            fail("the XML file ", printable(*path), " is not a regular file");
         const auto text = read_file(*path);
         pugi::xml_document doc;
         XmlParse parsed;

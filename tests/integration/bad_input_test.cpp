@@ -67,6 +67,25 @@ TEST_F(BadInput, AfterHookWithoutHookDomxmlFailsWithStatus1) {
                           "'sriov-passthrough run'\n");
 }
 
+// A FIFO where a file is expected must not block a hook for ever.
+TEST_F(BadInput, FifosForTheXmlOrTheConfigurationAreRefusedAtOnce) {
+    const auto fifo = host_.dir() + "/fifo";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    auto run = run_command({"timeout", "10", hook_path("before_vm_start")},
+                           {{"_hook_domxml", fifo}, {"vmId", kVmId}, {"SRIOV_PASSTHROUGH_CONF", host_.conf_path()}});
+    EXPECT_EQ(run.status, 2) << run.output;
+    EXPECT_EQ(run.output, "sriov-passthrough: before_vm_start: the XML file " + fifo + " is not a regular file\n");
+
+    const auto xml = host_.dir() + "/vm.xml";
+    write_text(xml, make_domain({{kMac, "sriovnet", {{"passthrough", "true"}}}}));
+    run = run_command({"timeout", "10", hook_path("before_vm_start")},
+                      {{"_hook_domxml", xml}, {"vmId", kVmId}, {"SRIOV_PASSTHROUGH_CONF", fifo}});
+    EXPECT_EQ(run.status, 2) << run.output;
+    EXPECT_EQ(run.output, "sriov-passthrough: before_vm_start: configuration " + fifo +
+                              ": cannot be read: not a regular file\n");
+    EXPECT_TRUE(host_.records().empty());
+}
+
 TEST_F(BadInput, MalformedXmlNamesTheByte) {
     // A document that names passthrough may be ours: refused, naming the byte.
     const std::string ours = "<domain><devices><interface passthrough";
