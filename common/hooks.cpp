@@ -115,6 +115,9 @@ std::string describe_grant(const Grant& g, const std::vector<std::string>& dropp
     auto line = cat("vNIC ", r.mac, " of VM ", r.vm_id, " on ", printable(r.network), " -> VF ", r.pci.to_string(), " (", r.pf,
                     " VF ", r.vf_index, r.vlan ? cat(", VLAN ", *r.vlan) : std::string(", no VLAN"),
                     g.created ? "" : ", already held", ")");
+    if (g.replaced)
+        line += cat("; gave back the leftover VF ", g.replaced->pci.to_string(), " it held on ",
+                    printable(g.replaced->network), g.replaced->vlan ? cat(" VLAN ", *g.replaced->vlan) : std::string());
     if (!dropped.empty()) line += cat("; dropped for passthrough: ", join(dropped));
     return line;
 }

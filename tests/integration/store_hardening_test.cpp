@@ -208,6 +208,8 @@ TEST_F(StoreHardening, ALeftoverOfTheVnicOnAnotherNetworkOrVlanIsNotReused) {
     EXPECT_NE(moved.xml.find(R"(bus="0x5e")"), std::string::npos) << "a VF of ens1f1: " << moved.xml;
     EXPECT_NE(moved.xml.find(R"(<tag id="200")"), std::string::npos) << moved.xml;
     EXPECT_EQ(moved.xml.find(R"(<tag id="100")"), std::string::npos) << "never the old network's VLAN";
+    EXPECT_NE(moved.err.find("; gave back the leftover VF 0000:3b:02.0 it held on sriovnet VLAN 100"), std::string::npos)
+        << "the operator is told: " << moved.err;
     auto held = host_.reservations();
     ASSERT_EQ(held.size(), 1u) << "the leftover is given back";
     EXPECT_EQ(held[0].network, "othernet");
