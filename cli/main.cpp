@@ -12,7 +12,7 @@
 #include "commands.hpp"
 #include "error.hpp"
 #include "log.hpp"
-#include "status.hpp"
+#include "status_format.hpp"
 #include "text.hpp"
 
 namespace po = boost::program_options;
@@ -88,7 +88,7 @@ int status_command(const std::vector<std::string>& args) {
     if (!vm) return 0;
     Host host;
     const auto status = collect_status(host, !vm->count("no-libvirt"));
-    std::cout << (vm->count("json") ? format_status_json(status) : format_status_table(status));
+    std::cout << (vm->count("json") ? cli::format_status_json(status) : cli::format_status_table(status));
     return 0;
 }
 

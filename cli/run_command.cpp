@@ -13,6 +13,7 @@
 #include "commands.hpp"
 #include "domain_xml.hpp"
 #include "error.hpp"
+#include "fd_io.hpp"
 #include "hooks.hpp"
 #include "log.hpp"
 #include "runner.hpp"
@@ -68,13 +69,7 @@ public:
         struct stat st{};
         if (::fstat(fd_, &st) != 0) return errno;
         if (S_ISREG(st.st_mode) && ::ftruncate(fd_, 0) != 0) return errno;
-        std::string_view rest = text;
-        while (!rest.empty()) {
-            const ssize_t n = ::write(fd_, rest.data(), rest.size());
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) return n < 0 ? errno : EIO;
-            rest.remove_prefix(static_cast<size_t>(n));
-        }
+        if (const int err = write_fd(fd_, text)) return err;
         const int fd = fd_;
         fd_ = -1;
         return ::close(fd) == 0 ? 0 : errno;
@@ -105,13 +100,13 @@ int run_hook_command(const RunOptions& o) {
     char temp[] = "/tmp/sriov-passthrough-run-XXXXXX";
     const int fd = ::mkstemp(temp);
     if (fd < 0) fail("cannot create a temporary file: ", std::strerror(errno));
-    const bool written = ::write(fd, input.data(), input.size()) == static_cast<ssize_t>(input.size());
+    const int write_error = write_fd(fd, input);
     ::close(fd);
     struct Cleanup {
         const char* path;
         ~Cleanup() { ::unlink(path); }
     } cleanup{temp};
-    if (!written) fail("cannot write ", temp, ": ", std::strerror(errno));
+    if (write_error) fail("cannot write ", temp, ": ", std::strerror(write_error));
 
     const std::string vm_id = o.vm_id ? *o.vm_id : vm_id_from_xml(input);
     std::cerr << "running " << hook << "\n  _hook_domxml=" << temp << " (a copy of " << printable(o.domxml, kMaxLineBytes)

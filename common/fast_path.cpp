@@ -4,41 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <new>
+
+#include "fd_io.hpp"
 
 namespace sriovpt {
-
-namespace {
-
-// The whole file, in a buffer from malloc (the caller frees it); null when it
-// cannot be read.
-char* read_all(const char* path, size_t& size) noexcept {
-    const int fd = ::open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return nullptr;
-    struct stat st{};
-    char* buf = nullptr;
-    size = 0;
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-        const size_t capacity = static_cast<size_t>(st.st_size);
-        buf = static_cast<char*>(std::malloc(capacity + 1));
-        while (buf && size < capacity) {
-            const ssize_t n = ::read(fd, buf + size, capacity - size);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) break;
-            size += static_cast<size_t>(n);
-        }
-        if (buf && size != capacity) {  // changed under us: let the full hook read it
-            std::free(buf);
-            buf = nullptr;
-        }
-    }
-    ::close(fd);
-    return buf;
-}
-
-}  // namespace
 
 bool asks_for_passthrough_value(const char* value) noexcept {
     return value && *value && std::strcmp(value, "false") != 0;
@@ -55,12 +27,20 @@ bool plainly_not_ours(HookPoint hp) noexcept {
                !asks_for_passthrough_value(std::getenv(kPropFailover));
     const char* path = std::getenv("_hook_domxml");
     if (!path || !*path) return false;
-    size_t size = 0;
-    char* text = read_all(path, size);
-    if (!text) return false;
-    const bool ours = names_our_properties(std::string_view(text, size));
-    std::free(text);
-    return !ours;
+    // Whenever the file cannot be read here, the full hook reads it and says why.
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return false;
+    bool not_ours = false;
+    struct stat st{};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        try {
+            const auto r = read_fd(fd, static_cast<size_t>(st.st_size));
+            not_ours = !r.error && !r.too_long && !names_our_properties(r.text);
+        } catch (const std::bad_alloc&) {
+        }
+    }
+    ::close(fd);
+    return not_ours;
 }
 
 }  // namespace sriovpt

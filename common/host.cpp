@@ -5,6 +5,7 @@
 
 #include <ctime>
 
+#include "fd_io.hpp"
 #include "text.hpp"
 
 namespace sriovpt {
@@ -12,11 +13,10 @@ namespace sriovpt {
 std::string current_boot_id() {
     const int fd = ::open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return {};
-    char buf[64];
-    const ssize_t n = ::read(fd, buf, sizeof buf);
+    const auto r = read_fd(fd, 64);
     ::close(fd);
-    if (n <= 0) return {};
-    return std::string(trim(std::string_view(buf, static_cast<size_t>(n))));
+    if (r.error) return {};
+    return std::string(trim(r.text));
 }
 
 Host::Host()

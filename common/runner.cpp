@@ -11,6 +11,7 @@
 
 #include "domain_xml.hpp"
 #include "error.hpp"
+#include "fd_io.hpp"
 #include "log.hpp"
 #include "text.hpp"
 
@@ -19,23 +20,10 @@ namespace sriovpt {
 std::string read_file(const std::string& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) fail("cannot open ", path, ": ", std::strerror(errno));
-    struct Close {
-        int fd;
-        ~Close() { ::close(fd); }
-    } close_fd{fd};
-    std::string out;
-    // One allocation of the right size: growing by doubling would, for a
-    // large file, hold up to twice its size.
-    struct stat st{};
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) out.reserve(static_cast<size_t>(st.st_size));
-    char buf[65536];
-    for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n == 0) return out;
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) fail("cannot read ", path, ": ", std::strerror(errno));
-        out.append(buf, static_cast<size_t>(n));
-    }
+    auto r = read_fd(fd, kNoReadLimit);
+    ::close(fd);
+    if (r.error) fail("cannot read ", path, ": ", std::strerror(r.error));
+    return std::move(r.text);
 }
 
 void replace_file(const std::string& path, const std::string& text) {
@@ -49,19 +37,8 @@ void replace_file(const std::string& path, const std::string& text) {
     const int fd = ::mkostemp(temp.data(), O_CLOEXEC);
     if (fd < 0) fail("cannot write next to ", path, ": ", std::strerror(errno));
     // mkostemp makes it 0600; the next hook and VDSM read the file as it was.
-    bool ok = ::fchmod(fd, st.st_mode & 07777) == 0;
-    int err = errno;
-    std::string_view rest = text;
-    while (ok && !rest.empty()) {
-        const ssize_t n = ::write(fd, rest.data(), rest.size());
-        if (n < 0 && errno == EINTR) continue;
-        ok = n > 0;
-        if (!ok) {
-            err = n < 0 ? errno : EIO;
-            break;
-        }
-        rest.remove_prefix(static_cast<size_t>(n));
-    }
+    int err = ::fchmod(fd, st.st_mode & 07777) == 0 ? write_fd(fd, text) : errno;
+    bool ok = err == 0;
     if (::close(fd) != 0 && ok) {
         ok = false;
         err = errno;

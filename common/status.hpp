@@ -20,7 +20,6 @@ enum class VfState {
     host_up,    // its host netdev is up: in use by the host
     in_domain,  // used by a running libvirt domain without our record
 };
-std::string_view vf_state_name(VfState s);
 
 struct VfStatus {
     VfInfo vf;
@@ -39,14 +38,5 @@ struct HostStatus {
 // Reads sysfs and the records; asks libvirt (if enabled and `ask_libvirt`)
 // which holders still run and which VFs running domains use.
 HostStatus collect_status(Host& host, bool ask_libvirt);
-
-// {"vfs": [...], "pfs": [...], "notes": [...]}: the vfs entries in the shape
-// of docs/design.md, "The command", with "netdev", "iommu_group" and "note"
-// added.
-std::string format_status_json(const HostStatus& status);
-std::string format_status_table(const HostStatus& status);
-
-// A JSON string literal for `s` (quotes included).
-std::string json_string(std::string_view s);
 
 }  // namespace sriovpt

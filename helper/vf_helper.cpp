@@ -13,6 +13,7 @@
 
 #include "capabilities.hpp"
 #include "error.hpp"
+#include "fd_io.hpp"
 #include "reservations.hpp"
 #include "text.hpp"
 
@@ -54,25 +55,15 @@ std::string read_record(const std::string& path) {
         if (e == ENOENT) fail("not reserved: there is no record ", path);
         fail("its record ", path, " cannot be read: ", std::strerror(e));
     }
-    std::string text;
     struct stat st {};
     const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-    int e = 0;
-    if (regular) {
-        char buf[4096];
-        for (;;) {
-            const ssize_t n = ::read(fd, buf, sizeof buf);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) e = errno;
-            if (n <= 0 || text.size() > kMaxRecordBytes) break;
-            text.append(buf, static_cast<size_t>(n));
-        }
-    }
+    ReadResult r;
+    if (regular) r = read_fd(fd, kMaxRecordBytes);
     ::close(fd);
     if (!regular) fail("its record ", path, " is not a regular file");
-    if (e) fail("its record ", path, " cannot be read: ", std::strerror(e));
-    if (text.size() > kMaxRecordBytes) fail("its record ", path, " is larger than ", kMaxRecordBytes, " bytes");
-    return text;
+    if (r.error) fail("its record ", path, " cannot be read: ", std::strerror(r.error));
+    if (r.too_long) fail("its record ", path, " is larger than ", kMaxRecordBytes, " bytes");
+    return std::move(r.text);
 }
 
 struct Made {

@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "error.hpp"
+#include "fd_io.hpp"
 #include "properties.hpp"
 #include "text.hpp"
 
@@ -215,17 +216,10 @@ VfPolicy load_policy(const std::string& path, const UserLookup& lookup) {
     if (st.st_uid != 0) fail("policy ", path, ": owned by uid ", st.st_uid, ", not root: refused");
     if ((st.st_mode & S_IWOTH) || ((st.st_mode & S_IWGRP) && st.st_gid != 0))
         fail("policy ", path, ": writable by others than root (mode ", octal(st.st_mode), "): refused");
-    std::string text;
-    char buf[4096];
-    for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) fail("policy ", path, ": cannot read it: ", std::strerror(errno));
-        if (n == 0) break;
-        text.append(buf, static_cast<size_t>(n));
-        if (text.size() > kMaxPolicyBytes) fail("policy ", path, ": larger than ", kMaxPolicyBytes, " bytes");
-    }
-    return parse_policy(text, path, lookup);
+    const auto r = read_fd(fd, kMaxPolicyBytes);
+    if (r.error) fail("policy ", path, ": cannot read it: ", std::strerror(r.error));
+    if (r.too_long) fail("policy ", path, ": larger than ", kMaxPolicyBytes, " bytes");
+    return parse_policy(r.text, path, lookup);
 }
 
 }  // namespace sriovpt
