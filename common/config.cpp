@@ -4,21 +4,18 @@
 
 #include <sys/stat.h>
 
-#include <boost/program_options/errors.hpp>
-#include <boost/program_options/options_description.hpp>
-#include <boost/program_options/parsers.hpp>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "error.hpp"
+#include "fd_io.hpp"
 #include "properties.hpp"
 #include "text.hpp"
-
-namespace po = boost::program_options;
 
 namespace sriovpt {
 
@@ -114,30 +111,67 @@ void apply_key(Config& config, const std::string& key, const std::string& value)
 
 }  // namespace
 
-Config parse_config(std::istream& in, const std::string& name) {
+// A configuration file larger than this is not one (the whole file is read
+// into memory by every hook).
+constexpr std::size_t kMaxConfigBytes = 1 << 20;
+
+namespace {
+
+// One "key = value" line; the key of a line inside "[name]" is "name.key".
+struct IniEntry {
+    std::string key;
+    std::string value;
+};
+
+std::string_view trim_ini(std::string_view s) {
+    const auto first = s.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos) return {};
+    return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
+}
+
+// The INI syntax of docs/design.md, "Configuration": '#' starts a comment
+// anywhere on a line, blank lines are skipped, "[name]" starts a section,
+// every other line is "key = value", both sides trimmed. Read here rather
+// than with Boost.Program_options' config-file parser, which the command
+// still uses for its arguments: linking that parser into the hooks gave
+// every hook process its static initialisation (iostreams and locales),
+// about a tenth of a passthrough start's instructions (BENCHMARKS.md).
+std::vector<IniEntry> read_ini(std::string_view text) {
+    std::vector<IniEntry> out;
+    std::string section;
+    std::size_t number = 0;
+    while (!text.empty()) {
+        ++number;
+        const auto end = text.find('\n');
+        auto line = text.substr(0, end);
+        text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+        line = trim_ini(line.substr(0, line.find('#')));
+        if (line.empty()) continue;
+        if (line.front() == '[' && line.back() == ']') {
+            section = std::string(trim_ini(line.substr(1, line.size() - 2)));
+            if (section.empty()) fail("line ", number, ": ", quoted(line), " names no section");
+            section += '.';
+            continue;
+        }
+        const auto equals = line.find('=');
+        if (equals == std::string_view::npos)
+            fail("line ", number, ": ", quoted(line), " is not 'key = value', a [section] or a comment");
+        out.push_back({section + std::string(trim_ini(line.substr(0, equals))),
+                       std::string(trim_ini(line.substr(equals + 1)))});
+    }
+    return out;
+}
+
+}  // namespace
+
+Config parse_config(std::string_view text, const std::string& name) {
     return with_context(cat("configuration ", name), [&] {
         Config config;
         config.path = name;
-        po::parsed_options parsed(nullptr);
-        try {
-            // Every key is "unregistered": Boost parses the INI syntax (sections,
-            // '#' comments, trimming) and we validate keys and values ourselves,
-            // so an unknown key is an error that names it.
-            parsed = po::parse_config_file(in, po::options_description(), /*allow_unregistered=*/true);
-        } catch (const po::invalid_config_file_syntax& e) {
-            // Not e.what(): Boost substitutes the line into its message in a
-            // loop that never ends when the line itself contains
-            // "%invalid_line%" (found by fuzz_config), and a hook must not hang.
-            fail("line ", quoted(e.tokens()), " is not 'key = value', a [section] or a comment");
-        } catch (const po::error&) {
-            fail("cannot be parsed as INI");
-        }
         std::set<std::string> seen;
-        for (const auto& option : parsed.options) {
-            const auto& key = option.string_key;
+        for (const auto& [key, value] : read_ini(text)) {
             if (!seen.insert(key).second) fail(quoted(key), " is set more than once");
-            const std::string value = option.value.empty() ? std::string() : option.value.front();
-            apply_key(config, key, std::string(trim(value)));
+            apply_key(config, key, value);
         }
         for (const auto& [network, pool] : config.networks) {
             if (pool.pfs.empty()) fail("[network.", network, "] has no 'pfs' list");
@@ -147,12 +181,10 @@ Config parse_config(std::istream& in, const std::string& name) {
 }
 
 Config load_config(const std::string& path) {
-    // Anything but a regular file or a directory (a FIFO) could block the
-    // read for ever; a directory gets its own message below.
-    if (struct stat st{}; ::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
-        fail("configuration ", path, ": cannot be read: not a regular file");
-    std::ifstream in(path);
-    if (!in) {
+    // O_NONBLOCK: a FIFO in its place must not block the hook; it is
+    // refused below, unread.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
         // The standard file may be missing, which means all defaults
         // (docs/design.md, "Configuration"). Another file is named on purpose
         // ($SRIOV_PASSTHROUGH_CONF, 'sriov-passthrough --config'); when it is
@@ -165,15 +197,17 @@ Config load_config(const std::string& path) {
                  kDefaultConfigPath, " may be missing)");
         fail("configuration ", path, ": cannot be read: ", std::strerror(errno));
     }
-    auto config = parse_config(in, path);
-    // An ifstream opens a directory (or a file it then fails to read) and
-    // reads nothing: without this check that would mean all defaults.
-    if (in.bad()) {
-        struct stat st{};
-        const int err = ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode) ? EISDIR : EIO;
-        fail("configuration ", path, ": cannot be read: ", std::strerror(err));
-    }
-    return config;
+    struct stat st{};
+    const int stat_error = ::fstat(fd, &st) == 0 ? 0 : errno;
+    ReadResult r;
+    if (!stat_error && S_ISREG(st.st_mode)) r = read_fd(fd, kMaxConfigBytes);
+    ::close(fd);
+    if (stat_error) fail("configuration ", path, ": cannot be read: ", std::strerror(stat_error));
+    if (S_ISDIR(st.st_mode)) fail("configuration ", path, ": cannot be read: ", std::strerror(EISDIR));
+    if (!S_ISREG(st.st_mode)) fail("configuration ", path, ": cannot be read: not a regular file");
+    if (r.error) fail("configuration ", path, ": cannot be read: ", std::strerror(r.error));
+    if (r.too_long) fail("configuration ", path, ": larger than ", kMaxConfigBytes, " bytes; not a configuration");
+    return parse_config(r.text, path);
 }
 
 }  // namespace sriovpt

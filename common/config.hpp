@@ -12,7 +12,7 @@
 //   vlan = 100
 #pragma once
 
-#include <iosfwd>
+#include <string_view>
 #include <map>
 #include <optional>
 #include <string>
@@ -58,6 +58,6 @@ std::string config_path_from_env();
 Config load_config(const std::string& path);
 
 // Parses configuration text; `name` is used in error messages.
-Config parse_config(std::istream& in, const std::string& name);
+Config parse_config(std::string_view text, const std::string& name);
 
 }  // namespace sriovpt

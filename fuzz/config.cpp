@@ -3,16 +3,14 @@
 // or sanitizer report is a finding.
 #include <cstdint>
 #include <cstdlib>
-#include <sstream>
-#include <string>
+#include <string_view>
 
 #include "config.hpp"
 #include "error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    std::istringstream in(std::string(reinterpret_cast<const char*>(data), size));
     try {
-        const auto config = sriovpt::parse_config(in, "fuzz.conf");
+        const auto config = sriovpt::parse_config(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz.conf");
         // What the parser promises about a Config it returns.
         if (config.sysfs_root.empty() || config.state_dir.empty()) std::abort();
         for (const auto& [name, pool] : config.networks) {

@@ -17,7 +17,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
-#include <sstream>
 #include <string>
 
 #include "config.hpp"
@@ -49,7 +48,7 @@ struct Fixture {
         sysfs.add_plain_netdev("eno1", "0000:01:00.0");
         sysfs.set_vf_driver("ens1f0", 3, "vfio-pci");
         sysfs.set_vf_netdev_state("ens1f0", 2, "up");
-        std::istringstream text("sysfs_root = " + dir + "/sys\nstate_dir = " + dir +
+        const std::string text("sysfs_root = " + dir + "/sys\nstate_dir = " + dir +
                                 "/state\nlibvirt_uri = none\nlock_timeout = 1\n"
                                 "[network.sriovnet]\npfs = ens1f0, ens1f1\nvlan = 100\n"
                                 "[network.empty]\npfs = ens2f0\n");

@@ -201,11 +201,11 @@ TEST_F(BadInput, ConfigNetworkWithoutPfs) {
 TEST_F(BadInput, ConfigSyntaxError) {
     host_.write_config("[network.sriovnet\npfs = ens1f0\n");
     expect_refused("configuration " + host_.conf_path() +
-                   ": line '[network.sriovnet' is not 'key = value', a [section] or a comment");
-    // Boost's own message for this line never finished (fuzz/corpus/config/boost-placeholder-loop).
+                   ": line 5: '[network.sriovnet' is not 'key = value', a [section] or a comment");
+    // A line that once made Boost's parser loop for ever (fuzz/corpus/config/boost-placeholder-loop).
     host_.write_config("x%invalid_line%\n");
     expect_refused("configuration " + host_.conf_path() +
-                   ": line 'x%invalid_line%' is not 'key = value', a [section] or a comment");
+                   ": line 5: 'x%invalid_line%' is not 'key = value', a [section] or a comment");
 }
 
 TEST_F(BadInput, ConfigUnreadable) {

@@ -107,8 +107,7 @@ TEST(Config, MissingNamedFileIsAnError) {
 // Values from the file are quoted, escaped and cut in messages.
 TEST(Config, OddValuesAreQuotedInMessages) {
     const auto error_for = [](const std::string& text) {
-        std::istringstream in(text);
-        return error_of([&] { parse_config(in, "my.conf"); });
+        return error_of([&] { parse_config(text, "my.conf"); });
     };
     EXPECT_EQ(error_for("[network.x]\npfs = ens1f0\nvlan = " + std::string(100000, '7') + "\n"),
               "configuration my.conf: [network.x] vlan: '" + std::string(64, '7') +
@@ -121,7 +120,7 @@ TEST(Config, OddValuesAreQuotedInMessages) {
 }
 
 TEST(Config, DesignExampleParses) {
-    std::istringstream in(R"(sysfs_root = /tmp/sys                              # tests point this at a fake tree
+    const std::string text(R"(sysfs_root = /tmp/sys                              # tests point this at a fake tree
 state_dir = /tmp/state  # reservation records
 libvirt_uri = none
 lock_timeout = 3
@@ -134,7 +133,7 @@ vlan = 100
 [network.other-net_2]
 pfs = ens2f0
 )");
-    const auto c = parse_config(in, "test.conf");
+    const auto c = parse_config(text, "test.conf");
     EXPECT_EQ(c.sysfs_root, "/tmp/sys");
     EXPECT_EQ(c.state_dir, "/tmp/state");
     EXPECT_FALSE(c.libvirt_enabled());
@@ -151,8 +150,7 @@ pfs = ens2f0
 
 TEST(Config, ErrorsNameFileKeyAndValue) {
     const auto error_for = [](const std::string& text) {
-        std::istringstream in(text);
-        return error_of([&] { parse_config(in, "my.conf"); });
+        return error_of([&] { parse_config(text, "my.conf"); });
     };
     EXPECT_EQ(error_for("lock_timout = 5\n").rfind("configuration my.conf: unknown key 'lock_timout'", 0), 0u);
     EXPECT_NE(error_for("lock_timeout = 0\n").find("lock_timeout = '0' is not a whole number of seconds from 1"),
