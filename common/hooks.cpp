@@ -324,18 +324,15 @@ HookOutcome before_migrate_source(Host& host, pugi::xml_document& doc, const Hoo
     return outcome;
 }
 
-// Which PF and VF index `pci` is on this host, and the network whose pool
+// Which PF and VF index `r.pci` is on this host, and the network whose pool
 // has that PF; "-" and "" when unknown.
 void locate_vf(Host& host, Reservation& r) {
-    for (const auto& pf : host.inventory().all_pfs()) {
-        for (unsigned i = 0; i < pf.num_vfs; ++i) {
-            if (host.inventory().vf_address(pf, i) == r.pci) {
-                r.pf = pf.name;
-                r.vf_index = i;
-            }
-        }
+    if (const auto where = host.inventory().locate_vf(r.pci)) {
+        r.pf = where->pf.name;
+        r.vf_index = where->index;
+    } else {
+        r.pf.assign(1, '-');  // not = "-": GCC 12 -O3 warns wrongly (-Wrestrict)
     }
-    if (r.pf.empty()) r.pf.assign(1, '-');  // not = "-": GCC 12 -O3 warns wrongly (-Wrestrict)
     if (const auto* pool = host.config().network_of_pf(r.pf)) r.network = pool->name;
 }
 

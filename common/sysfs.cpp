@@ -252,4 +252,13 @@ std::vector<VfInfo> Inventory::vfs(const PfInfo& pf, std::vector<std::string>* m
     return out;
 }
 
+std::optional<Inventory::VfLocation> Inventory::locate_vf(const PciAddress& pci) const {
+    for (auto& pf : all_pfs()) {
+        for (unsigned i = 0; i < pf.num_vfs; ++i) {
+            if (vf_address(pf, i) == pci) return VfLocation{std::move(pf), i};
+        }
+    }
+    return std::nullopt;
+}
+
 }  // namespace sriovpt

@@ -102,6 +102,15 @@ public:
     // ("virtfn3 -> ../0000:3b:02.3, which does not exist").
     std::vector<VfInfo> vfs(const PfInfo& pf, std::vector<std::string>* missing = nullptr) const;
 
+    // The PF and VF index of the VF at `pci`, looked for among every PF's
+    // virtfn links; nullopt when it is no VF of this host. Reads every PF:
+    // for the arrival of a migrating VM, never for a start.
+    struct VfLocation {
+        PfInfo pf;
+        unsigned index = 0;
+    };
+    std::optional<VfLocation> locate_vf(const PciAddress& pci) const;
+
 private:
     const Sysfs& sysfs_;
 };
