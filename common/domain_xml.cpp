@@ -39,6 +39,15 @@ bool is_failover_vf(pugi::xml_node iface) {
            !std::string_view(teaming.attribute("persistent").as_string()).empty();
 }
 
+const Vnic* failover_partner(const std::vector<Vnic>& vnics, const Vnic& vf) {
+    if (!is_failover_vf(vf.node)) return nullptr;
+    const std::string_view alias = vf.node.child("teaming").attribute("persistent").as_string();
+    for (const auto& p : vnics) {
+        if (p.type != "hostdev" && p.alias == alias) return &p;
+    }
+    return nullptr;
+}
+
 std::set<std::string> teamed_aliases(pugi::xml_node domain) {
     std::set<std::string> out;
     for (const auto iface : domain.child("devices").children("interface")) {

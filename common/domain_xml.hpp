@@ -64,6 +64,11 @@ std::optional<PciAddress> source_pci(pugi::xml_node device);
 // <interface> with <teaming type="transient" persistent="..."/>.
 bool is_failover_vf(pugi::xml_node iface);
 
+// The virtio partner of `vf` among `vnics` when `vf` is the transient
+// member of a failover pair: the vNIC, not a hostdev, whose alias its
+// <teaming persistent=...> names. Null otherwise.
+const Vnic* failover_partner(const std::vector<Vnic>& vnics, const Vnic& vf);
+
 // The aliases that the transient members of `domain`'s failover pairs name:
 // the virtio vNICs already teamed (by our own earlier run, or the engine).
 std::set<std::string> teamed_aliases(pugi::xml_node domain);

@@ -368,14 +368,11 @@ std::vector<ArrivingFailoverVf> arriving_failover_vfs(pugi::xml_node root) {
     const auto vnics = find_vnics(root);
     const auto metadata = device_metadata(root);
     for (const auto& vf : vnics) {
-        if (!is_failover_vf(vf.node)) continue;
+        const auto* partner = failover_partner(vnics, vf);
+        if (!partner) continue;
         const auto pci = source_pci(vf.node);
-        const std::string_view partner_alias = vf.node.child("teaming").attribute("persistent").as_string();
-        for (const auto& p : vnics) {
-            if (p.type == "hostdev" || p.alias != partner_alias) continue;
-            const auto props = metadata_props_of(metadata, p);
-            if (pci && props && props->failover) out.push_back({vf, *pci, {p, *props}});
-        }
+        const auto props = metadata_props_of(metadata, *partner);
+        if (pci && props && props->failover) out.push_back({vf, *pci, {*partner, *props}});
     }
     return out;
 }
@@ -462,13 +459,8 @@ std::string replug_failover_vf(Host& host, DeviceAttacher& attacher, const Passt
 // not ours.
 bool is_our_vf(const std::vector<Vnic>& vnics, const std::vector<DeviceMetadata>& metadata, const Vnic& v) {
     if (asks_for_passthrough(lookup_in(metadata_values(metadata, v)))) return true;
-    if (!is_failover_vf(v.node)) return false;
-    const std::string_view partner = v.node.child("teaming").attribute("persistent").as_string();
-    for (const auto& p : vnics) {
-        if (p.type != "hostdev" && p.alias == partner && asks_for_passthrough(lookup_in(metadata_values(metadata, p))))
-            return true;
-    }
-    return false;
+    const auto* partner = failover_partner(vnics, v);
+    return partner && asks_for_passthrough(lookup_in(metadata_values(metadata, *partner)));
 }
 
 // Records the VFs of ours an arrived VM uses here, so destroy gives them
