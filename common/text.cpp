@@ -127,8 +127,21 @@ std::string hex_escape(const char* format, unsigned value) {
 std::string escape(std::string_view s, size_t max, bool quoting) {
     std::string out;
     const bool cut = s.size() > max;
+    const size_t end = cut ? max : s.size();
+    out.reserve(end + 3);
+    // Printable ASCII, the usual whole message, is copied a run at a time.
+    const auto plain = [quoting](unsigned char c) {
+        return c >= 0x20 && c < 0x7f && !(quoting && (c == '\\' || c == '\''));
+    };
     size_t i = 0;
     while (i < s.size()) {
+        size_t run = i;
+        while (run < end && plain(static_cast<unsigned char>(s[run]))) ++run;
+        if (run > i) {
+            out.append(s.substr(i, run - i));
+            i = run;
+            continue;
+        }
         const size_t n = utf8_length_at(s, i);
         if (cut && i + std::max<size_t>(n, 1) > max) break;
         const auto c = static_cast<unsigned char>(s[i]);
