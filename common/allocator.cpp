@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <tuple>
 
 #include "error.hpp"
 #include "text.hpp"
@@ -150,10 +151,23 @@ public:
     std::optional<VfInfo> choose(const VnicRequest& req, std::vector<PfTally>& tallies) {
         tallies.assign(req.pfs.size(), PfTally{});
         const auto blocked = snapshot_.blocked();
-        std::vector<std::pair<unsigned, size_t>> order;  // (held, position in the pool)
-        for (size_t k = 0; k < req.pfs.size(); ++k) order.emplace_back(snapshot_.held_on(req.pfs[k]), k);
-        std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-        for (const auto& [held, k] : order) {
+        // --- NUMA (placement.hpp): the rank goes before the balancing, which
+        // stays among PFs of equal rank; excluded PFs are not tried.
+        const auto numa = pool_placement(host_.sysfs(), req.numa, req.vm_nodes, req.pfs);
+        std::vector<std::tuple<int, unsigned, size_t>> order;  // (NUMA rank, held, position in the pool)
+        for (size_t k = 0; k < req.pfs.size(); ++k) {
+            if (numa.ranks[k] == kNumaExcluded) {
+                tallies[k].name = req.pfs[k];
+                tallies[k].missing = excluded_pf_text(numa.nodes[k], req.vm_nodes);
+                continue;
+            }
+            order.emplace_back(numa.ranks[k], snapshot_.held_on(req.pfs[k]), k);
+        }
+        std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+            return std::tie(std::get<0>(a), std::get<1>(a)) < std::tie(std::get<0>(b), std::get<1>(b));
+        });
+        // --- end NUMA
+        for (const auto& [rank, held, k] : order) {
             const auto& name = req.pfs[k];
             auto& tally = tallies[k];
             tally.name = name;
@@ -322,7 +336,7 @@ std::vector<Grant> Allocator::reserve(const std::vector<VnicRequest>& requests) 
                         if (!vf) {
                             std::vector<std::string> why;
                             for (const auto& t : tallies) why.push_back(t.name.empty() ? t.missing : t.describe());
-                            fail("no free VF (", join(why, "; "), ")");
+                            fail("no free VF", numa_limit_text(req.numa, req.vm_nodes), " (", join(why, "; "), ")");
                         }
                         Reservation r;
                         r.pci = vf->pci;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "host.hpp"
+#include "placement.hpp"
 #include "reservations.hpp"
 
 namespace sriovpt {
@@ -25,6 +26,10 @@ struct VnicRequest {
     std::vector<std::string> pfs;   // the pool, in the operator's order
     std::optional<unsigned> vlan;
     std::string origin;             // hook point, for the record
+    // NUMA (placement.hpp): PFs on the VM's nodes first (preferred) or only
+    // (required); no nodes means no preference.
+    NumaPolicy numa = NumaPolicy::ignore;
+    std::set<int> vm_nodes;
 };
 
 struct Grant {

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "allocator.hpp"
+#include "placement.hpp"
 #include "error.hpp"
 #include "text.hpp"
 
@@ -33,6 +34,33 @@ std::string_view state_key(VfState s) {
         default: return vf_state_name(s);
     }
 }
+
+// --- NUMA: the nodes of each running holder, one libvirt question per VM.
+// The first failure stops the questions (libvirt answering slowly would make
+// each of them wait lock_timeout) and becomes a note.
+void add_holder_numa_nodes(Host& host, const std::optional<std::set<std::string>>& running, HostStatus& status) {
+    if (!running) return;
+    std::map<std::string, std::set<int>> nodes_of_vm;
+    for (auto& s : status.vfs) {
+        if (!s.holder || !running->count(s.holder->vm_id)) continue;
+        const auto& vm_id = s.holder->vm_id;
+        auto it = nodes_of_vm.find(vm_id);
+        if (it == nodes_of_vm.end()) {
+            try {
+                pugi::xml_document doc;
+                const auto xml = host.domains().domain_xml(vm_id);
+                if (!doc.load_string(xml.c_str())) fail("libvirt's XML of domain ", vm_id, " does not parse");
+                it = nodes_of_vm.emplace(vm_id, vm_placement(doc.child("domain"), host.sysfs()).nodes).first;
+            } catch (const Error& e) {
+                status.notes.push_back(cat("the NUMA nodes of the VMs holding VFs are not shown: ", e.what()));
+                for (auto& other : status.vfs) other.holder_numa_nodes.reset();
+                return;
+            }
+        }
+        s.holder_numa_nodes = it->second;
+    }
+}
+// --- end NUMA
 
 }  // namespace
 
@@ -92,6 +120,7 @@ HostStatus collect_status(Host& host, bool ask_libvirt) {
         for (const auto& m : missing)
             status.notes.push_back(cat("PF ", pf.name, ": ", m, ": that VF is missing from sysfs and is never given"));
     }
+    add_holder_numa_nodes(host, running, status);
     for (const auto& e : entries) {
         if (!e.pci || !seen.count(*e.pci))
             status.notes.push_back(cat("record ", host.store().dir(), "/", e.file, " names no VF of this host",
@@ -124,6 +153,17 @@ std::string json_string(std::string_view s) {
     return out + "\"";
 }
 
+namespace {
+
+std::string numa_nodes_json(const std::optional<std::set<int>>& nodes) {
+    if (!nodes) return "null";
+    std::string out = "[";
+    for (const int n : *nodes) out += cat(out.size() > 1 ? ", " : "", n);
+    return out + "]";
+}
+
+}  // namespace
+
 std::string format_status_json(const HostStatus& status) {
     const auto opt = [](const std::optional<std::string>& s) { return s ? json_string(*s) : std::string("null"); };
     std::string out = "{\"vfs\": [";
@@ -140,7 +180,8 @@ std::string format_status_json(const HostStatus& status) {
             const auto& h = *s.holder;
             out += cat("{\"vm_id\": ", json_string(h.vm_id), ", \"mac\": ", json_string(h.mac),
                        ", \"vlan\": ", h.vlan ? std::to_string(*h.vlan) : std::string("null"),
-                       ", \"since\": ", h.created, ", \"origin\": ", json_string(h.origin), "}");
+                       ", \"since\": ", h.created, ", \"origin\": ", json_string(h.origin),
+                       ", \"numa_nodes\": ", numa_nodes_json(s.holder_numa_nodes), "}");
         } else {
             out += "null";
         }
@@ -166,7 +207,8 @@ std::string format_status_json(const HostStatus& status) {
 }
 
 std::string format_status_table(const HostStatus& status) {
-    std::vector<std::vector<std::string>> rows{{"PF", "VF", "PCI", "NUMA", "DRIVER", "NETWORK", "STATE", "HOLDER"}};
+    std::vector<std::vector<std::string>> rows{
+        {"PF", "VF", "PCI", "NUMA", "DRIVER", "NETWORK", "STATE", "HOLDER", "HOLDER NUMA"}};
     for (const auto& s : status.vfs) {
         const auto& vf = s.vf;
         std::string holder = s.holder ? cat(s.holder->vm_id, " ", s.holder->mac) : std::string("-");
@@ -174,7 +216,10 @@ std::string format_status_table(const HostStatus& status) {
         if (!s.note.empty()) state += ": " + s.note;
         rows.push_back({vf.pf, std::to_string(vf.index), vf.pci.to_string(),
                         vf.numa_node < 0 ? std::string("-") : std::to_string(vf.numa_node),
-                        vf.driver.empty() ? std::string("-") : vf.driver, s.network.value_or("-"), state, holder});
+                        vf.driver.empty() ? std::string("-") : vf.driver, s.network.value_or("-"), state, holder,
+                        !s.holder_numa_nodes ? std::string("-")
+                        : s.holder_numa_nodes->empty() ? std::string("any")
+                                                       : node_list(*s.holder_numa_nodes)});
     }
     std::vector<size_t> width(rows.front().size(), 0);
     for (const auto& row : rows) {
