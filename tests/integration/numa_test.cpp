@@ -284,5 +284,55 @@ TEST_F(NumaHotplug, LibvirtIsNotAskedWhenThePlacementCannotMatter) {
     EXPECT_GE(took3, std::chrono::milliseconds(1900));
 }
 
+// The command: status shows each holder's nodes (the VF's node it showed
+// already), check warns about PFs of unknown node.
+using NumaCommand = NumaHotplug;
+
+TEST_F(NumaCommand, StatusShowsTheNodesOfEachHolder) {
+    EXPECT_EQ(start(domain_with(kNumatuneNode1, 1), 1), kNode1Vf);
+    const auto cli = [&](const std::string& command) {
+        return run_command({SRIOVPT_CLI, "--config", host_.conf_path(), command, "--json"});
+    };
+    const auto unknown = cli("status");
+    ASSERT_EQ(unknown.status, 0) << unknown.output;
+    EXPECT_NE(unknown.output.find(R"("origin": "before_vm_start", "numa_nodes": null})"), std::string::npos)
+        << "libvirt_uri = none: not known\n" << unknown.output;
+
+    use_libvirt(world_uri(kNumatuneNode1));
+    const auto known = cli("status");
+    ASSERT_EQ(known.status, 0) << known.output;
+    EXPECT_NE(known.output.find(R"({"pci": "0000:5e:02.0", "pf": "ens1f1", "vf_index": 0, "numa_node": 1, )"),
+              std::string::npos)
+        << known.output;
+    EXPECT_NE(known.output.find(R"("origin": "before_vm_start", "numa_nodes": [1]})"), std::string::npos)
+        << known.output;
+    const auto table = run_command({SRIOVPT_CLI, "--config", host_.conf_path(), "status"});
+    EXPECT_NE(table.output.find("HOLDER NUMA"), std::string::npos) << table.output;
+    EXPECT_NE(table.output.find("00:1a:4a:16:02:01  1\n"), std::string::npos) << table.output;
+}
+
+TEST_F(NumaCommand, CheckWarnsAboutPfsOfUnknownNode) {
+    host_.sysfs().add_pf({"ens2f0", "0000:af:00.0", 2, std::nullopt, -1});
+    const auto check = [&](const std::string& conf) {
+        host_.write_config(conf);
+        return run_command({SRIOVPT_CLI, "--config", host_.conf_path(), "check"});
+    };
+    const auto preferred = check("[network.sriovnet]\npfs = ens1f0, ens2f0\n");
+    EXPECT_EQ(preferred.status, 0) << preferred.output;
+    EXPECT_NE(preferred.output.find("warning: [network.sriovnet] PF ens2f0: its NUMA node is unknown (device/numa_node "
+                                    "is -1), so it counts as on no node: with numa=preferred it comes after the PFs "
+                                    "on a VM's nodes"),
+              std::string::npos)
+        << preferred.output;
+    EXPECT_EQ(preferred.output.find("PF ens1f0: its NUMA node"), std::string::npos) << preferred.output;
+    const auto required = check("[network.sriovnet]\npfs = ens2f0\nnuma = required\n");
+    EXPECT_NE(required.output.find("PF ens2f0: its NUMA node is unknown (device/numa_node is -1), so it counts as on "
+                                   "no node: with numa=required it serves only VMs without a NUMA placement"),
+              std::string::npos)
+        << required.output;
+    const auto ignored = check("numa = ignore\n[network.sriovnet]\npfs = ens2f0\n");
+    EXPECT_EQ(ignored.output.find("NUMA"), std::string::npos) << ignored.output;
+}
+
 }  // namespace
 }  // namespace sriovpt::test
