@@ -149,16 +149,14 @@ void place_requests(Host& host, const std::vector<PassthroughVnic>& vnics, std::
         auto& req = requests[i];
         if (req.numa == NumaPolicy::ignore) continue;
         if (!placement && unknown.empty()) {
-            if (source.costly) {
-                std::vector<int> nodes;
-                for (const auto& pf : req.pfs) nodes.push_back(pf_numa_node(host.sysfs(), pf));
-                if (!placement_matters(req.numa, nodes)) continue;
-            }
             if (!source.costly) {
                 // The domain in hand: a placement that does not parse is
                 // bad input (libvirt would refuse it too).
                 placement = with_context("reading the VM's NUMA placement", source.get);
             } else {
+                std::vector<int> nodes;
+                for (const auto& pf : req.pfs) nodes.push_back(pf_numa_node(host.sysfs(), pf));
+                if (!placement_matters(req.numa, nodes)) continue;
                 try {
                     placement = source.get();
                 } catch (const Error& e) {
@@ -178,8 +176,8 @@ void place_requests(Host& host, const std::vector<PassthroughVnic>& vnics, std::
     }
 }
 
-// " (numa=preferred: on NUMA node 1, none free on the VM's node 0)" when a
-// preferred choice had to leave the VM's nodes, else "".
+// "; numa=preferred: ens1f0 is on NUMA node 0, no VF was free on the VM's
+// NUMA node 1" when a preferred choice had to leave the VM's nodes, else "".
 std::string numa_fallback_text(Host& host, const VnicRequest& req, const Reservation& r) {
     if (req.numa != NumaPolicy::preferred || req.vm_nodes.empty()) return "";
     const int node = pf_numa_node(host.sysfs(), r.pf);
