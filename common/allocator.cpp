@@ -153,7 +153,7 @@ public:
         const auto blocked = snapshot_.blocked();
         // --- NUMA (placement.hpp): the rank goes before the balancing, which
         // stays among PFs of equal rank; excluded PFs are not tried.
-        const auto numa = pool_placement(host_.sysfs(), req.numa, req.vm_nodes, req.pfs);
+        const auto numa = pool_placement(host_.sysfs(), req.numa, req.vm_nodes, req.pfs, req.pf_nodes);
         std::vector<std::tuple<int, unsigned, size_t>> order;  // (NUMA rank, held, position in the pool)
         for (size_t k = 0; k < req.pfs.size(); ++k) {
             if (numa.ranks[k] == kNumaExcluded) {

@@ -30,6 +30,7 @@ struct VnicRequest {
     // (required); no nodes means no preference.
     NumaPolicy numa = NumaPolicy::ignore;
     std::set<int> vm_nodes;
+    std::vector<int> pf_nodes;      // the node of each PF of `pfs` when read already (else read here)
 };
 
 struct Grant {

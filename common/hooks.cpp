@@ -145,6 +145,14 @@ void place_requests(Host& host, const std::vector<PassthroughVnic>& vnics, std::
                     const PlacementSource& source, std::vector<std::string>& notes) {
     std::optional<VmPlacement> placement;
     std::string unknown;  // why there is no placement, once asked
+    // Each pool's PF nodes, read once per hook (outside the store's lock)
+    // rather than at each choice.
+    std::map<std::vector<std::string>, std::vector<int>> nodes_of_pool;
+    const auto pool_nodes = [&](const std::vector<std::string>& pfs) -> const std::vector<int>& {
+        auto it = nodes_of_pool.find(pfs);
+        if (it == nodes_of_pool.end()) it = nodes_of_pool.emplace(pfs, pf_numa_nodes(host.sysfs(), pfs)).first;
+        return it->second;
+    };
     for (size_t i = 0; i < requests.size(); ++i) {
         auto& req = requests[i];
         if (req.numa == NumaPolicy::ignore) continue;
@@ -154,9 +162,7 @@ void place_requests(Host& host, const std::vector<PassthroughVnic>& vnics, std::
                 // bad input (libvirt would refuse it too).
                 placement = with_context("reading the VM's NUMA placement", source.get);
             } else {
-                std::vector<int> nodes;
-                for (const auto& pf : req.pfs) nodes.push_back(pf_numa_node(host.sysfs(), pf));
-                if (!placement_matters(req.numa, nodes)) continue;
+                if (!placement_matters(req.numa, pool_nodes(req.pfs))) continue;
                 try {
                     placement = source.get();
                 } catch (const Error& e) {
@@ -167,6 +173,7 @@ void place_requests(Host& host, const std::vector<PassthroughVnic>& vnics, std::
         const auto label = cat(vnic_label(vnics[i].vnic), " on network ", printable(req.network));
         if (placement) {
             req.vm_nodes = placement->nodes;
+            if (!req.vm_nodes.empty()) req.pf_nodes = pool_nodes(req.pfs);
         } else if (req.numa == NumaPolicy::required) {
             fail(label, ": numa=required, but the VM's NUMA nodes cannot be known: ", unknown);
         } else {
@@ -180,7 +187,9 @@ void place_requests(Host& host, const std::vector<PassthroughVnic>& vnics, std::
 // NUMA node 1" when a preferred choice had to leave the VM's nodes, else "".
 std::string numa_fallback_text(Host& host, const VnicRequest& req, const Reservation& r) {
     if (req.numa != NumaPolicy::preferred || req.vm_nodes.empty()) return "";
-    const int node = pf_numa_node(host.sysfs(), r.pf);
+    const auto at = std::find(req.pfs.begin(), req.pfs.end(), r.pf) - req.pfs.begin();
+    const int node = static_cast<size_t>(at) < req.pf_nodes.size() ? req.pf_nodes[static_cast<size_t>(at)]
+                                                                   : pf_numa_node(host.sysfs(), r.pf);
     if (req.vm_nodes.count(node)) return "";
     return cat("; numa=preferred: ", r.pf, node < 0 ? std::string(" is on no known NUMA node") : cat(" is on NUMA node ", node),
                ", no VF was free on the VM's NUMA ", req.vm_nodes.size() == 1 ? "node " : "nodes ",

@@ -1,5 +1,9 @@
 #include "placement.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <map>
 
 #include "error.hpp"
@@ -140,12 +144,78 @@ VmPlacement vm_placement(pugi::xml_node domain, const Sysfs& sysfs) {
     return placement;
 }
 
-int pf_numa_node(const Sysfs& sysfs, const std::string& pf) {
-    if (pf.empty() || pf.find('/') != std::string::npos || pf == "." || pf == "..") return -1;
-    const auto text = sysfs.read("class/net/" + pf + "/device/numa_node");
+namespace {
+
+bool bad_pf_name(const std::string& pf) {
+    return pf.empty() || pf.find('/') != std::string::npos || pf == "." || pf == "..";
+}
+
+std::string numa_node_path(const std::string& pf) { return "class/net/" + pf + "/device/numa_node"; }
+
+int node_of(const std::optional<std::string>& text) {
     if (!text) return -1;
     const auto n = parse_decimal(*text);  // the kernel's -1, or anything else but a node: unknown
     return n && *n <= kMaxSetNumber ? static_cast<int>(*n) : -1;
+}
+
+// The path the kernel gives an open descriptor, through /proc; "" if none.
+std::string path_of_fd(int fd) {
+    char buf[4096];
+    const auto n = ::readlink(cat("/proc/self/fd/", fd).c_str(), buf, sizeof buf);
+    return n > 0 && n < static_cast<ssize_t>(sizeof buf) ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+// A small regular file at `rel`, opened with the kernel following the links
+// and used only when it is inside `root` (the root's own path as the kernel
+// names it); nullopt when that does not hold, for the caller to fall back.
+// O_PATH first: nothing outside the root is ever opened for reading (a
+// device file's open can have effects).
+std::optional<std::string> read_inside(const Sysfs& sysfs, const std::string& root, const std::string& rel) {
+    const int path_fd = ::open((sysfs.root() + "/" + rel).c_str(), O_PATH | O_CLOEXEC);
+    if (path_fd < 0) return std::nullopt;
+    std::optional<std::string> out;
+    struct stat st{};
+    const auto real = path_of_fd(path_fd);
+    if (::fstat(path_fd, &st) == 0 && S_ISREG(st.st_mode) && real.size() > root.size() &&
+        real.compare(0, root.size(), root) == 0 && real[root.size()] == '/') {
+        const int fd = ::open(cat("/proc/self/fd/", path_fd).c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd >= 0) {
+            char buf[64];
+            const auto n = ::read(fd, buf, sizeof buf);
+            if (n >= 0) out = std::string(trim(std::string_view(buf, static_cast<size_t>(n))));
+            ::close(fd);
+        }
+    }
+    ::close(path_fd);
+    return out;
+}
+
+}  // namespace
+
+int pf_numa_node(const Sysfs& sysfs, const std::string& pf) {
+    if (bad_pf_name(pf)) return -1;
+    return node_of(sysfs.read(numa_node_path(pf)));
+}
+
+std::vector<int> pf_numa_nodes(const Sysfs& sysfs, const std::vector<std::string>& pfs) {
+    std::string root;
+    if (const int fd = ::open(sysfs.root().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC); fd >= 0) {
+        root = path_of_fd(fd);
+        ::close(fd);
+    }
+    // Without /proc the kernel cannot name the file: every read goes the slow way.
+    const bool fast = !root.empty();
+    if (root == "/") root.clear();  // every path is inside "/": compared against "" and '/'
+    std::vector<int> nodes;
+    for (const auto& pf : pfs) {
+        if (bad_pf_name(pf)) {
+            nodes.push_back(-1);
+            continue;
+        }
+        const auto text = fast ? read_inside(sysfs, root, numa_node_path(pf)) : std::nullopt;
+        nodes.push_back(node_of(text ? text : sysfs.read(numa_node_path(pf))));
+    }
+    return nodes;
 }
 
 std::vector<int> numa_ranks(NumaPolicy policy, const std::set<int>& vm_nodes, const std::vector<int>& pf_nodes) {
@@ -168,12 +238,11 @@ bool placement_matters(NumaPolicy policy, const std::vector<int>& pf_nodes) {
 }
 
 PoolPlacement pool_placement(const Sysfs& sysfs, NumaPolicy policy, const std::set<int>& vm_nodes,
-                             const std::vector<std::string>& pfs) {
+                             const std::vector<std::string>& pfs, const std::vector<int>& known) {
     PoolPlacement out;
     out.nodes.assign(pfs.size(), -1);
-    if (policy != NumaPolicy::ignore && !vm_nodes.empty()) {
-        for (size_t i = 0; i < pfs.size(); ++i) out.nodes[i] = pf_numa_node(sysfs, pfs[i]);
-    }
+    if (policy != NumaPolicy::ignore && !vm_nodes.empty())
+        out.nodes = known.size() == pfs.size() ? known : pf_numa_nodes(sysfs, pfs);
     out.ranks = numa_ranks(policy, vm_nodes, out.nodes);
     return out;
 }

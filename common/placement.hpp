@@ -53,6 +53,14 @@ VmPlacement vm_placement(pugi::xml_node domain, const Sysfs& sysfs);
 // unknown, missing or not a number.
 int pf_numa_node(const Sysfs& sysfs, const std::string& pf);
 
+// pf_numa_node for each of `pfs`, in order, and cheaper: the kernel follows
+// the links of each path in one lookup, and the file is used only when it
+// turns out to be inside the root (any other outcome falls back to
+// Sysfs::read, so the answer is the same). A hook reads every PF of a pool
+// this way, and Sysfs::read resolves link by link (one lstat per
+// component), which costs several times more.
+std::vector<int> pf_numa_nodes(const Sysfs& sysfs, const std::vector<std::string>& pfs);
+
 // How a PF ranks under a policy: kNumaLocal before kNumaOther; kNumaExcluded
 // PFs are not used at all.
 inline constexpr int kNumaLocal = 0;
@@ -72,15 +80,15 @@ std::vector<int> numa_ranks(NumaPolicy policy, const std::set<int>& vm_nodes, co
 bool placement_matters(NumaPolicy policy, const std::vector<int>& pf_nodes);
 
 // The nodes and ranks of the PFs named `pfs` for a VM on `vm_nodes`. The
-// nodes are read from sysfs only when they can matter (not for `ignore`,
-// nor for a VM with no preference); then every node is -1 and every rank
-// kNumaLocal.
+// nodes are `known` when it has one per PF, else read from sysfs, and only
+// when they can matter (not for `ignore`, nor for a VM with no preference);
+// otherwise every node is -1 and every rank kNumaLocal.
 struct PoolPlacement {
     std::vector<int> nodes;
     std::vector<int> ranks;
 };
 PoolPlacement pool_placement(const Sysfs& sysfs, NumaPolicy policy, const std::set<int>& vm_nodes,
-                             const std::vector<std::string>& pfs);
+                             const std::vector<std::string>& pfs, const std::vector<int>& known = {});
 
 // Why a PF of rank kNumaExcluded is left out: "is on NUMA node 1, not on
 // the VM's node 0 (numa=required)".

@@ -2,6 +2,9 @@
 // from its domain XML, and how a policy ranks a pool's PFs.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <sstream>
 
 #include "error.hpp"
@@ -91,6 +94,27 @@ TEST_F(VmPlacementTest, PfNodes) {
     EXPECT_EQ(pf_numa_node(sysfs_, "ens1f1"), -1);
     EXPECT_EQ(pf_numa_node(sysfs_, "nosuch"), -1);
     EXPECT_EQ(pf_numa_node(sysfs_, "../x"), -1);
+}
+
+// pf_numa_nodes lets the kernel follow the links: it must give what
+// pf_numa_node gives, and never a file outside the root.
+TEST(Placement, PfNodesReadTheFastWayAgreeAndStayInsideTheRoot) {
+    test::TempDir dir;
+    sim::FakeSysfs fake(dir.path() + "/sys");
+    std::istringstream spec("pf ens1f0 0000:3b:00.0 1 numa=1\npf ens1f1 0000:5e:00.0 1 numa=-1\n"
+                            "pf ens2f0 0000:af:00.0 1 numa=0\n");
+    fake.apply_spec(spec);
+    // A PF whose link climbs out of the root, where a numa_node waits.
+    std::filesystem::create_directories(dir.path() + "/outside/device");
+    test::write_text(dir.path() + "/outside/device/numa_node", "5\n");
+    ASSERT_EQ(::symlink("../../../outside", (dir.path() + "/sys/class/net/escape").c_str()), 0);
+    const Sysfs sysfs(dir.path() + "/sys");
+    const std::vector<std::string> pfs{"ens1f0", "ens1f1", "nosuch", "escape", "ens2f0", "../x", ""};
+    const auto nodes = pf_numa_nodes(sysfs, pfs);
+    EXPECT_EQ(nodes, (std::vector<int>{1, -1, -1, -1, 0, -1, -1}));
+    for (size_t i = 0; i < pfs.size(); ++i) EXPECT_EQ(nodes[i], pf_numa_node(sysfs, pfs[i])) << pfs[i];
+    // The same through a root given with a trailing slash.
+    EXPECT_EQ(pf_numa_nodes(Sysfs(dir.path() + "/sys/"), {"ens1f0"}), std::vector<int>{1});
 }
 
 }  // namespace
