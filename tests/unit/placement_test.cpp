@@ -2,6 +2,7 @@
 // from its domain XML, and how a policy ranks a pool's PFs.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -108,11 +109,24 @@ TEST(Placement, PfNodesReadTheFastWayAgreeAndStayInsideTheRoot) {
     std::filesystem::create_directories(dir.path() + "/outside/device");
     test::write_text(dir.path() + "/outside/device/numa_node", "5\n");
     ASSERT_EQ(::symlink("../../../outside", (dir.path() + "/sys/class/net/escape").c_str()), 0);
+    // An absolute link, which inside the root means from the root.
+    ASSERT_EQ(::symlink("/devices/pci0000:00/0000:3b:00.0/net/ens1f0", (dir.path() + "/sys/class/net/abs").c_str()), 0);
+    // A FIFO where a numa_node should be: never read blocking.
+    ASSERT_EQ(::unlink((dir.path() + "/sys/devices/pci0000:00/0000:af:00.0/numa_node").c_str()), 0);
+    ASSERT_EQ(::mkfifo((dir.path() + "/sys/devices/pci0000:00/0000:af:00.0/numa_node").c_str(), 0600), 0);
     const Sysfs sysfs(dir.path() + "/sys");
-    const std::vector<std::string> pfs{"ens1f0", "ens1f1", "nosuch", "escape", "ens2f0", "../x", ""};
+    const std::vector<std::string> pfs{"ens1f0", "ens1f1", "nosuch", "escape", "abs", "ens2f0", "../x", ""};
     const auto nodes = pf_numa_nodes(sysfs, pfs);
-    EXPECT_EQ(nodes, (std::vector<int>{1, -1, -1, -1, 0, -1, -1}));
+    EXPECT_EQ(nodes, (std::vector<int>{1, -1, -1, -1, 1, -1, -1, -1}));
     for (size_t i = 0; i < pfs.size(); ++i) EXPECT_EQ(nodes[i], pf_numa_node(sysfs, pfs[i])) << pfs[i];
+    // The same without openat2, as on RHEL 8's kernel.
+    ConfinedReader old_kernel(sysfs, false);
+    for (const auto& pf : pfs) {
+        if (pf.empty() || pf.find('/') != std::string::npos) continue;
+        const auto rel = "class/net/" + pf + "/device/numa_node";
+        EXPECT_EQ(old_kernel.read(rel), sysfs.read(rel)) << pf;
+        EXPECT_EQ(ConfinedReader(sysfs).read(rel), sysfs.read(rel)) << pf;
+    }
     // The same through a root given with a trailing slash.
     EXPECT_EQ(pf_numa_nodes(Sysfs(dir.path() + "/sys/"), {"ens1f0"}), std::vector<int>{1});
 }
