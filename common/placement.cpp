@@ -212,7 +212,10 @@ std::optional<std::string> ConfinedReader::read_regular(int fd) {
         std::string text;
         char buf[512];
         ssize_t n;
-        while ((n = ::read(fd, buf, sizeof buf)) > 0 && text.size() < 65536) text.append(buf, static_cast<size_t>(n));
+        while ((n = ::read(fd, buf, sizeof buf)) > 0 && text.size() < 65536) {
+            text.append(buf, static_cast<size_t>(n));
+            if (static_cast<size_t>(n) < sizeof buf) break;  // a short read of a regular file: its end
+        }
         if (n >= 0) out = std::string(trim(text));
     }
     ::close(fd);
