@@ -5,8 +5,8 @@
 #include <set>
 
 #include "allocator.hpp"
-#include "placement.hpp"
 #include "error.hpp"
+#include "placement.hpp"
 #include "text.hpp"
 
 namespace sriovpt {
