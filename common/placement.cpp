@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include <map>
@@ -47,8 +48,11 @@ std::optional<int> set_number(std::string_view s) {
 }  // namespace
 
 std::set<int> parse_number_set(std::string_view text) {
-    std::set<int> in;
-    std::set<int> out;
+    // Ranges are merged before any number is listed, so that a long text of
+    // wide ranges ("0-65535,0-65535,...") costs its length, not its length
+    // times 65536.
+    std::vector<std::pair<int, int>> ranges;
+    std::set<int> excluded;
     const auto bad = [&]() -> void {
         fail(quoted(text), " is not a set of numbers (such as 0-3,8,^2; each at most ", kMaxSetNumber, ")");
     };
@@ -59,17 +63,25 @@ std::set<int> parse_number_set(std::string_view text) {
         if (s.front() == '^') {
             const auto n = set_number(trim(s.substr(1)));
             if (!n) bad();
-            out.insert(*n);
+            excluded.insert(*n);
             continue;
         }
         const auto dash = s.find('-');
         const auto first = set_number(trim(s.substr(0, dash)));
         const auto last = dash == std::string_view::npos ? first : set_number(trim(s.substr(dash + 1)));
         if (!first || !last || *last < *first) bad();
-        for (int n = *first; n <= *last; ++n) in.insert(n);
+        ranges.emplace_back(*first, *last);
     }
-    for (const int n : out) in.erase(n);
-    return in;
+    std::sort(ranges.begin(), ranges.end());
+    std::set<int> out;
+    int next = 0;  // the first number not yet listed
+    for (const auto& [first, last] : ranges) {
+        for (int n = std::max(first, next); n <= last; ++n) {
+            if (!excluded.count(n)) out.insert(out.end(), n);
+        }
+        next = std::max(next, last + 1);
+    }
+    return out;
 }
 
 std::string node_list(const std::set<int>& nodes) {

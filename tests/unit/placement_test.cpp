@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <sstream>
 
@@ -22,6 +23,14 @@ TEST(Placement, NumberSets) {
     EXPECT_EQ(parse_number_set("0-3,^2"), (std::set<int>{0, 1, 3}));
     EXPECT_EQ(parse_number_set(" 1 , 3-4 "), (std::set<int>{1, 3, 4}));
     EXPECT_EQ(parse_number_set("01"), (std::set<int>{1}));
+    EXPECT_EQ(parse_number_set("4-6,0-2,1-5,^3"), (std::set<int>{0, 1, 2, 4, 5, 6}));
+    EXPECT_EQ(parse_number_set("65535"), (std::set<int>{65535}));
+    // Wide ranges many times over: merged, not listed once each.
+    std::string wide = "0-65535";
+    for (int i = 0; i < 20000; ++i) wide += ",0-65535";
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_EQ(parse_number_set(wide + ",^7").size(), 65535u);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
     for (const char* bad : {"", " ", "a", "1-", "-1", "3-1", "1,,2", "1;2", "^", "65536", "0-65536", "1.5"}) {
         EXPECT_THROW(parse_number_set(bad), Error) << bad;
     }
