@@ -110,10 +110,15 @@ struct Snapshot {
 };
 
 // Whether a VF held for the vNIC already serves `req` as it asks now: the
-// same network, a PF of its pool, the same VLAN.
-bool serves(const Reservation& held, const VnicRequest& req) {
-    return held.network == req.network && held.vlan == req.vlan &&
-           std::find(req.pfs.begin(), req.pfs.end(), held.pf) != req.pfs.end();
+// same network, a PF of its pool, the same VLAN, and under numa=required a
+// PF on the VM's nodes.
+bool serves(const Reservation& held, const VnicRequest& req, const Sysfs& sysfs) {
+    const auto at = std::find(req.pfs.begin(), req.pfs.end(), held.pf);
+    if (held.network != req.network || held.vlan != req.vlan || at == req.pfs.end()) return false;
+    // NUMA: under `required`, a leftover on another node than the VM's does not serve.
+    if (req.numa != NumaPolicy::required || req.vm_nodes.empty()) return true;
+    const auto numa = pool_placement(sysfs, req.numa, req.vm_nodes, req.pfs, req.pf_nodes);
+    return numa.ranks[static_cast<size_t>(at - req.pfs.begin())] != kNumaExcluded;
 }
 
 // What was seen on one PF while looking for a free VF, for the message when
@@ -303,7 +308,7 @@ std::vector<Grant> Allocator::reserve(const std::vector<VnicRequest>& requests) 
             for (const auto& req : requests) {
                 with_context(cat("reserving a VF for vNIC ", req.mac, " on network ", req.network), [&] {
                     while (const auto* held = snapshot.find(req.vm_id, req.mac)) {
-                        if (serves(*held, req)) {
+                        if (serves(*held, req, host_.sysfs())) {
                             grants.push_back({*held, false, {}});
                             return;
                         }

@@ -158,6 +158,21 @@ TEST_F(Numa, RequiredRefusesByNameNamingTheNodes) {
     EXPECT_EQ(start(domain_with(kPinnedToNode1, 5, {{"passthrough", "true"}, {"numa", "preferred"}}), 5), kNode0Vf);
 }
 
+// A leftover of the same vNIC (an after_* hook was killed) is the vNIC's VF
+// again under `preferred`; under `required` only when on the VM's nodes.
+TEST_F(Numa, ALeftoverOnAnotherNodeServesPreferredButNotRequired) {
+    EXPECT_EQ(start(domain_with("", 1), 1), kNode0Vf);  // no placement: ens1f0; never destroyed
+    EXPECT_EQ(start(domain_with(kNumatuneNode1, 1), 1), kNode0Vf) << "preferred: the same vNIC, the same VF";
+    const auto result = flow_.start_vm(domain_with(kNumatuneNode1, 1, {{"passthrough", "true"}, {"numa", "required"}}),
+                                       uuid(1));
+    ASSERT_TRUE(result.ok) << result.why;
+    EXPECT_EQ(vf_of(result.xml), kNode1Vf);
+    EXPECT_NE(result.err().find("; gave back the leftover VF 0000:3b:02.0 it held on sriovnet"), std::string::npos)
+        << result.err();
+    ASSERT_EQ(host_.reservations().size(), 1u);
+    EXPECT_EQ(host_.reservations()[0].pf, "ens1f1");
+}
+
 TEST_F(Numa, RequiredCountsAPfOfUnknownNodeAsOnNoNode) {
     host_.write_config("numa = required\n[network.sriovnet]\npfs = ens2f0\n");
     host_.sysfs().add_pf({"ens2f0", "0000:af:00.0", 2, std::nullopt, -1});
