@@ -207,6 +207,78 @@ Row vm_start_case(const std::string& name, TestHost& host, unsigned nics, unsign
     return row;
 }
 
+// NUMA choice (issue 11): the same start on a 2-node host (PFs 1-4 on node
+// 0, 5-8 on node 1) with the VM placed on node 1 by `placement`, under the
+// default policy (preferred) and under `numa = ignore`: the two hooks are
+// interleaved (ignore, numa, ignore, numa, ...) and the ratio is numa's
+// median over ignore's. Each result is checked: under `preferred` both VFs
+// come from node 1's PFs (bus 0x20 and up), under `ignore` from ens1f0 and
+// ens2f0 (the balancing alone).
+Row numa_case(const std::string& name, const std::string& placement, unsigned runs, double target) {
+    std::string pfs;
+    for (unsigned i = 0; i < 8; ++i) pfs += (i ? ", ens" : "ens") + std::to_string(i + 1) + "f0";
+    const std::string pool = "[network.sriovnet]\npfs = " + pfs + "\nvlan = 100\n";
+    TestHost host(pool);
+    for (unsigned i = 0; i < 8; ++i) {
+        char pci[16];
+        std::snprintf(pci, sizeof pci, "0000:%02x:00.0", 0x10 + 4 * i);
+        host.sysfs().add_pf({"ens" + std::to_string(i + 1) + "f0", pci, 64, 64, i < 4 ? 0 : 1});
+    }
+    host.sysfs().add_numa_node(0, "0-15");
+    host.sysfs().add_numa_node(1, "16-31");
+    const auto ignore_conf = host.dir() + "/ignore.conf";
+    // A key outside any section must come before the first one.
+    test::write_text(ignore_conf, "numa = ignore\n" + test::read_text(host.conf_path()));
+    std::string xml = domain(1, 4, 2);
+    xml.insert(xml.find("  <devices>"), placement);
+    const auto xml_path = host.dir() + "/domxml";
+    const auto err_path = host.dir() + "/stderr";
+    const auto env_for = [&](const std::string& conf) {
+        return std::make_unique<Env>(std::map<std::string, std::string>{{"PATH", "/usr/bin:/bin"},
+                                                                        {"_hook_domxml", xml_path},
+                                                                        {"vmId", vm_id_of(1)},
+                                                                        {"SRIOV_PASSTHROUGH_CONF", conf}});
+    };
+    const auto numa_env = env_for(host.conf_path());
+    const auto ignore_env = env_for(ignore_conf);
+    const std::string hook = test::hook_path("before_vm_start");
+    const std::string destroy = test::hook_path("after_vm_destroy");
+    const auto run_checked = [&](const Env& env, bool numa) {
+        test::write_text(xml_path, xml);
+        int status = 0;
+        const double t = timed_run(hook, env, status, err_path);
+        if (status != 0) throw std::runtime_error(name + ": before_vm_start failed: " + test::read_text(err_path));
+        const auto out = test::read_text(xml_path);
+        const bool on_node1 = count(out, "bus=\"0x2") + count(out, "bus=\"0x3") == 2;
+        const bool balanced = count(out, "bus=\"0x10\"") + count(out, "bus=\"0x14\"") == 2;
+        if (numa ? !on_node1 : !balanced)
+            throw std::runtime_error(name + ": the VFs are not where " + (numa ? "numa" : "ignore") + " puts them");
+        timed_run(destroy, env, status, err_path);
+        if (status != 0 || !host.records().empty())
+            throw std::runtime_error(name + ": after_vm_destroy failed: " + test::read_text(err_path));
+        return t;
+    };
+    std::vector<double> ignored, placed;
+    for (unsigned i = 0; i < 3 + runs; ++i) {
+        const double a = run_checked(*ignore_env, false);
+        const double b = run_checked(*numa_env, true);
+        if (i >= 3) {
+            ignored.push_back(a);
+            placed.push_back(b);
+        }
+    }
+    Row row;
+    row.name = name;
+    row.trivial_us = median(ignored);   // the yardstick of this row: the same start with numa = ignore
+    row.hook_us = median(placed);
+    row.ratio = row.hook_us / row.trivial_us;
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "≤ %.1f×", target);
+    row.target = buf;
+    row.ok = row.ratio <= target;
+    return row;
+}
+
 // `vms` before_vm_start processes started at once, each a different VM with
 // 4 vNICs of which 2 pass through, over 8×64 VFs. Repeated `rounds` times
 // (VFs released between rounds, untimed).
@@ -327,6 +399,24 @@ int main_(int argc, char** argv) {
     print_rows(rows);
     std::printf("\nGrowth from 8 to 2048 VFs per host: %.2f× (target ≤ 1.5×): %s\n", growth,
                 growth_ok ? "ok" : "MISSED");
+
+    std::fprintf(stderr, "NUMA choice on a 2-node host, %u interleaved runs per case...\n", runs);
+    std::vector<Row> numa_rows;
+    numa_rows.push_back(numa_case("<numatune> on node 1", "  <numatune>\n    <memory mode=\"strict\" nodeset=\"1\"/>\n  </numatune>\n",
+                                  runs, 1.1));
+    numa_rows.push_back(numa_case("vCPUs pinned to node 1's CPUs",
+                                  "  <cputune>\n    <vcpupin vcpu=\"0\" cpuset=\"16\"/>\n    <vcpupin vcpu=\"1\" "
+                                  "cpuset=\"17\"/>\n    <emulatorpin cpuset=\"16-17\"/>\n  </cputune>\n",
+                                  runs, 1.1));
+    std::printf("\nNUMA choice: before_vm_start (4 vNICs, 2 passthrough, 8×64 VFs, PFs on 2 nodes), the default "
+                "policy (preferred) against numa = ignore (medians, interleaved):\n");
+    std::printf("| VM placement | numa = ignore (µs) | preferred (µs) | ratio | target | |\n");
+    std::printf("|---|---:|---:|---:|---|---|\n");
+    for (const auto& r : numa_rows) {
+        std::printf("| %s | %.0f | %.0f | %.2f× | %s | %s |\n", r.name.c_str(), r.trivial_us, r.hook_us, r.ratio,
+                    r.target.c_str(), r.ok ? "ok" : "MISSED");
+        all_ok = all_ok && r.ok;
+    }
 
     std::fprintf(stderr, "64 VM starts at once, %u rounds...\n", rounds);
     const auto bulk = bulk_case(64, rounds);

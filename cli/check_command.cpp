@@ -8,6 +8,7 @@
 
 #include "commands.hpp"
 #include "error.hpp"
+#include "placement.hpp"
 #include "text.hpp"
 
 namespace sriovpt::cli {
@@ -55,6 +56,13 @@ void check_pools(Host& host, const Config& config, Findings& out) {
                 host.inventory().vfs(*pf, &missing);
                 for (const auto& m : missing)
                     out.warning(cat(where, ": ", m, ": that VF is missing from sysfs and is never given"));
+                // NUMA (placement.hpp): a PF on no node is never local to a VM.
+                if (const auto policy = config.numa_policy(name);
+                    policy != NumaPolicy::ignore && pf_numa_node(host.sysfs(), pf_name) < 0)
+                    out.warning(cat(where, ": its NUMA node is unknown (device/numa_node is -1), so it counts as on no node: ",
+                                    policy == NumaPolicy::required
+                                        ? "with numa=required it serves only VMs without a NUMA placement"
+                                        : "with numa=preferred it comes after the PFs on a VM's nodes"));
             }
         }
     }

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
+#include <set>
 
 #include "error.hpp"
+#include "placement.hpp"
 #include "text.hpp"
 
 namespace sriovpt::cli {
@@ -30,6 +33,14 @@ std::string_view state_key(VfState s) {
         case VfState::in_domain: return "foreign-domain";
         default: return vf_state_name(s);
     }
+}
+
+// A JSON list of NUMA nodes, null when not known.
+std::string numa_nodes_json(const std::optional<std::set<int>>& nodes) {
+    if (!nodes) return "null";
+    std::string out = "[";
+    for (const int n : *nodes) out += cat(out.size() > 1 ? ", " : "", n);
+    return out + "]";
 }
 
 }  // namespace
@@ -73,7 +84,8 @@ std::string format_status_json(const HostStatus& status) {
             const auto& h = *s.holder;
             out += cat("{\"vm_id\": ", json_string(h.vm_id), ", \"mac\": ", json_string(h.mac),
                        ", \"vlan\": ", h.vlan ? std::to_string(*h.vlan) : std::string("null"),
-                       ", \"since\": ", h.created, ", \"origin\": ", json_string(h.origin), "}");
+                       ", \"since\": ", h.created, ", \"origin\": ", json_string(h.origin),
+                       ", \"numa_nodes\": ", numa_nodes_json(s.holder_numa_nodes), "}");
         } else {
             out += "null";
         }
@@ -99,7 +111,8 @@ std::string format_status_json(const HostStatus& status) {
 }
 
 std::string format_status_table(const HostStatus& status) {
-    std::vector<std::vector<std::string>> rows{{"PF", "VF", "PCI", "NUMA", "DRIVER", "NETWORK", "STATE", "HOLDER"}};
+    std::vector<std::vector<std::string>> rows{
+        {"PF", "VF", "PCI", "NUMA", "DRIVER", "NETWORK", "STATE", "HOLDER", "HOLDER NUMA"}};
     for (const auto& s : status.vfs) {
         const auto& vf = s.vf;
         std::string holder = s.holder ? cat(s.holder->vm_id, " ", s.holder->mac) : std::string("-");
@@ -107,7 +120,10 @@ std::string format_status_table(const HostStatus& status) {
         if (!s.note.empty()) state += ": " + s.note;
         rows.push_back({vf.pf, std::to_string(vf.index), vf.pci.to_string(),
                         vf.numa_node < 0 ? std::string("-") : std::to_string(vf.numa_node),
-                        vf.driver.empty() ? std::string("-") : vf.driver, s.network.value_or("-"), state, holder});
+                        vf.driver.empty() ? std::string("-") : vf.driver, s.network.value_or("-"), state, holder,
+                        !s.holder_numa_nodes ? std::string("-")
+                        : s.holder_numa_nodes->empty() ? std::string("any")
+                                                       : node_list(*s.holder_numa_nodes)});
     }
     std::vector<size_t> width(rows.front().size(), 0);
     for (const auto& row : rows) {

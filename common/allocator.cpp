@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <tuple>
 
 #include "error.hpp"
 #include "text.hpp"
@@ -109,10 +110,15 @@ struct Snapshot {
 };
 
 // Whether a VF held for the vNIC already serves `req` as it asks now: the
-// same network, a PF of its pool, the same VLAN.
-bool serves(const Reservation& held, const VnicRequest& req) {
-    return held.network == req.network && held.vlan == req.vlan &&
-           std::find(req.pfs.begin(), req.pfs.end(), held.pf) != req.pfs.end();
+// same network, a PF of its pool, the same VLAN, and under numa=required a
+// PF on the VM's nodes.
+bool serves(const Reservation& held, const VnicRequest& req, const Sysfs& sysfs) {
+    const auto at = std::find(req.pfs.begin(), req.pfs.end(), held.pf);
+    if (held.network != req.network || held.vlan != req.vlan || at == req.pfs.end()) return false;
+    // NUMA: under `required`, a leftover on another node than the VM's does not serve.
+    if (req.numa != NumaPolicy::required || req.vm_nodes.empty()) return true;
+    const auto numa = pool_placement(sysfs, req.numa, req.vm_nodes, req.pfs, req.pf_nodes);
+    return numa.ranks[static_cast<size_t>(at - req.pfs.begin())] != kNumaExcluded;
 }
 
 // What was seen on one PF while looking for a free VF, for the message when
@@ -150,10 +156,23 @@ public:
     std::optional<VfInfo> choose(const VnicRequest& req, std::vector<PfTally>& tallies) {
         tallies.assign(req.pfs.size(), PfTally{});
         const auto blocked = snapshot_.blocked();
-        std::vector<std::pair<unsigned, size_t>> order;  // (held, position in the pool)
-        for (size_t k = 0; k < req.pfs.size(); ++k) order.emplace_back(snapshot_.held_on(req.pfs[k]), k);
-        std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-        for (const auto& [held, k] : order) {
+        // --- NUMA (placement.hpp): the rank goes before the balancing, which
+        // stays among PFs of equal rank; excluded PFs are not tried.
+        const auto numa = pool_placement(host_.sysfs(), req.numa, req.vm_nodes, req.pfs, req.pf_nodes);
+        std::vector<std::tuple<int, unsigned, size_t>> order;  // (NUMA rank, held, position in the pool)
+        for (size_t k = 0; k < req.pfs.size(); ++k) {
+            if (numa.ranks[k] == kNumaExcluded) {
+                tallies[k].name = req.pfs[k];
+                tallies[k].missing = excluded_pf_text(numa.nodes[k], req.vm_nodes);
+                continue;
+            }
+            order.emplace_back(numa.ranks[k], snapshot_.held_on(req.pfs[k]), k);
+        }
+        std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+            return std::tie(std::get<0>(a), std::get<1>(a)) < std::tie(std::get<0>(b), std::get<1>(b));
+        });
+        // --- end NUMA
+        for (const auto& [rank, held, k] : order) {
             const auto& name = req.pfs[k];
             auto& tally = tallies[k];
             tally.name = name;
@@ -289,7 +308,7 @@ std::vector<Grant> Allocator::reserve(const std::vector<VnicRequest>& requests) 
             for (const auto& req : requests) {
                 with_context(cat("reserving a VF for vNIC ", req.mac, " on network ", req.network), [&] {
                     while (const auto* held = snapshot.find(req.vm_id, req.mac)) {
-                        if (serves(*held, req)) {
+                        if (serves(*held, req, host_.sysfs())) {
                             grants.push_back({*held, false, {}});
                             return;
                         }
@@ -322,7 +341,7 @@ std::vector<Grant> Allocator::reserve(const std::vector<VnicRequest>& requests) 
                         if (!vf) {
                             std::vector<std::string> why;
                             for (const auto& t : tallies) why.push_back(t.name.empty() ? t.missing : t.describe());
-                            fail("no free VF (", join(why, "; "), ")");
+                            fail("no free VF", numa_limit_text(req.numa, req.vm_nodes), " (", join(why, "; "), ")");
                         }
                         Reservation r;
                         r.pci = vf->pci;

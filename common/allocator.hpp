@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "host.hpp"
+#include "placement.hpp"
 #include "reservations.hpp"
 
 namespace sriovpt {
@@ -25,6 +26,11 @@ struct VnicRequest {
     std::vector<std::string> pfs;   // the pool, in the operator's order
     std::optional<unsigned> vlan;
     std::string origin;             // hook point, for the record
+    // NUMA (placement.hpp): PFs on the VM's nodes first (preferred) or only
+    // (required); no nodes means no preference.
+    NumaPolicy numa = NumaPolicy::ignore;
+    std::set<int> vm_nodes;
+    std::vector<int> pf_nodes;      // the node of each PF of `pfs` when read already (else read here)
 };
 
 struct Grant {
@@ -60,9 +66,10 @@ public:
     // One VF for each request, all or none: on any failure every record this
     // call created is removed before the Error leaves. The same vm_id+mac
     // gets the VF it already holds when that VF serves the request as it is
-    // now (same network and VLAN, a PF of the pool); a leftover that does
-    // not is given back for good, even when the call then fails, and a VF
-    // chosen afresh (Grant::replaced). Free VFs: on a PF of the pool, without
+    // now (same network and VLAN, a PF of the pool, and under numa=required
+    // on the VM's nodes); a leftover that does not is given back for good,
+    // even when the call then fails, and a VF chosen afresh
+    // (Grant::replaced). Free VFs: on a PF of the pool, without
     // a record, not bound to vfio-pci/pci-stub, present in sysfs, host netdev
     // not up, and (with check_domains) not used by a running domain. Choice:
     // the PF with the fewest held VFs (pool order breaks ties), then the

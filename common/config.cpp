@@ -31,6 +31,11 @@ const NetworkPool* Config::network_of_pf(const std::string& pf) const {
     return nullptr;
 }
 
+NumaPolicy Config::numa_policy(const std::string& name) const {
+    const auto* pool = network(name);
+    return pool && pool->numa ? *pool->numa : numa;
+}
+
 std::string config_path_from_env() {
     const char* env = std::getenv(kConfigEnvVar);
     return env && *env ? env : kDefaultConfigPath;
@@ -43,6 +48,12 @@ unsigned parse_seconds(const std::string& key, const std::string& value, unsigne
     if (!n || *n < min || *n > max)
         fail(key, " = ", quoted(value), " is not a whole number of seconds from ", min, " to ", max);
     return static_cast<unsigned>(*n);
+}
+
+NumaPolicy parse_numa(const std::string& key, const std::string& value) {
+    const auto policy = numa_policy_from_name(value);
+    if (!policy) fail(key, " = ", quoted(value), " is not a NUMA policy (allowed: required, preferred, ignore)");
+    return *policy;
 }
 
 bool parse_bool(const std::string& key, const std::string& value) {
@@ -78,8 +89,10 @@ void apply_network_key(Config& config, const std::string& network, const std::st
         pool.pfs = with_context(where, [&] { return parse_pf_list(value); });
     } else if (key == "vlan") {
         pool.vlan = with_context(where, [&] { return parse_vlan(value); });
+    } else if (key == "numa") {
+        pool.numa = parse_numa(where, value);
     } else {
-        fail("unknown key ", quoted(key), " in [network.", network, "] (allowed: pfs, vlan)");
+        fail("unknown key ", quoted(key), " in [network.", network, "] (allowed: pfs, vlan, numa)");
     }
 }
 
@@ -97,6 +110,8 @@ void apply_key(Config& config, const std::string& key, const std::string& value)
         config.reclaim_grace = parse_seconds(key, value, 0, 86400);
     } else if (key == "check_domains") {
         config.check_domains = parse_bool(key, value);
+    } else if (key == "numa") {
+        config.numa = parse_numa(key, value);
     } else if (key.rfind("network.", 0) == 0) {
         const auto rest = key.substr(std::strlen("network."));
         const auto dot = rest.rfind('.');
@@ -105,7 +120,7 @@ void apply_key(Config& config, const std::string& key, const std::string& value)
     } else {
         fail("unknown key ", quoted(key),
              " (allowed: sysfs_root, state_dir, libvirt_uri, lock_timeout, reclaim_grace, "
-             "check_domains, and [network.NAME] sections with pfs and vlan)");
+             "check_domains, numa, and [network.NAME] sections with pfs, vlan and numa)");
     }
 }
 

@@ -7,9 +7,11 @@
 //   lock_timeout = 10                 # seconds
 //   reclaim_grace = 300               # seconds a fresh reservation is never reclaimed
 //   check_domains = no                # also ask libvirt whether a free-looking VF is in use
+//   numa = preferred                  # required | preferred | ignore, for every network
 //   [network.sriovnet]
 //   pfs = ens1f0, ens1f1
 //   vlan = 100
+//   numa = required                   # this network's NUMA policy
 #pragma once
 
 #include <string_view>
@@ -17,6 +19,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "placement.hpp"
 
 namespace sriovpt {
 
@@ -27,6 +31,7 @@ struct NetworkPool {
     std::string name;               // the oVirt network = the bridge in <source bridge=...>
     std::vector<std::string> pfs;   // PF net devices, in the order the operator wrote them
     std::optional<unsigned> vlan;   // default VLAN tag for vNICs on this network
+    std::optional<NumaPolicy> numa; // unset: Config::numa
 };
 
 struct Config {
@@ -36,6 +41,7 @@ struct Config {
     unsigned lock_timeout = 10;     // seconds; bounds every wait
     unsigned reclaim_grace = 300;   // seconds
     bool check_domains = false;
+    NumaPolicy numa = kDefaultNumaPolicy;  // for networks without their own `numa`
     std::map<std::string, NetworkPool> networks;
     std::string path;               // the file read; empty when defaults were used
 
@@ -44,6 +50,8 @@ struct Config {
     // The network whose pool has the PF `pf`: the first one by name when
     // several share it (check warns about that), nullptr when none has it.
     const NetworkPool* network_of_pf(const std::string& pf) const;
+    // The NUMA policy of vNICs on `network` that do not set the property.
+    NumaPolicy numa_policy(const std::string& network) const;
     bool libvirt_enabled() const { return libvirt_uri != "none"; }
 };
 

@@ -23,6 +23,7 @@ class DisabledInventory final : public DomainInventory {
 public:
     std::set<std::string> running_vm_ids() override { refuse(); }
     std::map<PciAddress, std::string> host_devices_in_use() override { refuse(); }
+    std::string domain_xml(const std::string&) override { refuse(); }
 
 private:
     [[noreturn]] static void refuse() { fail("libvirt look-ups are disabled (libvirt_uri = none)"); }
@@ -65,6 +66,27 @@ std::vector<DomainFacts> query_active_domains(const std::string& uri, bool with_
     return out;
 }
 
+// Asks libvirt for one domain's live XML. Blocking, as above.
+std::string query_domain_xml(const std::string& uri, const std::string& vm_id) {
+    const auto& api = libvirt_api();
+    virConnectPtr conn = api.open_read_only(uri.c_str());
+    if (!conn) fail("cannot connect to libvirt at ", uri, ": ", api.last_error());
+    virDomainPtr domain = api.lookup_by_uuid(conn, vm_id.c_str());
+    if (!domain) {
+        const std::string why = api.last_error();
+        api.close(conn);
+        fail("libvirt at ", uri, " has no domain ", vm_id, ": ", why);
+    }
+    char* xml = api.get_xml_desc(domain, 0);
+    const std::string why = xml ? std::string() : api.last_error();
+    std::string out = xml ? xml : "";
+    std::free(xml);
+    api.free_domain(domain);
+    api.close(conn);
+    if (out.empty()) fail("reading the XML of domain ", vm_id, " from libvirt at ", uri, ": ", why);
+    return out;
+}
+
 class LibvirtInventory final : public DomainInventory {
 public:
     LibvirtInventory(std::string uri, std::chrono::milliseconds timeout) : uri_(std::move(uri)), timeout_(timeout) {}
@@ -81,6 +103,11 @@ public:
             for (const auto& pci : host_devices_of_domain_xml(d.xml)) used.emplace(pci, d.uuid);
         }
         return used;
+    }
+
+    std::string domain_xml(const std::string& vm_id) override {
+        return run_bounded([uri = uri_, vm_id] { return query_domain_xml(uri, vm_id); }, timeout_,
+                           cat("libvirt at ", uri_));
     }
 
 private:

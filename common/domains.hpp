@@ -24,6 +24,10 @@ public:
     // Host PCI devices used by active domains (<hostdev> and hostdev
     // <interface>), each with the UUID of the domain using it.
     virtual std::map<PciAddress, std::string> host_devices_in_use() = 0;
+
+    // The live XML of the domain whose UUID is `vm_id`. Throws Error when
+    // libvirt cannot be asked or has no such domain.
+    virtual std::string domain_xml(const std::string& vm_id) = 0;
 };
 
 // A read-only connection to `uri`, opened on first use. libvirt itself is

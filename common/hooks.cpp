@@ -8,6 +8,7 @@
 #include "domain_xml.hpp"
 #include "error.hpp"
 #include "fast_path.hpp"
+#include "placement.hpp"
 #include "rewrite.hpp"
 #include "text.hpp"
 
@@ -85,6 +86,7 @@ VnicRequest plan_request(const Config& config, const PassthroughVnic& p, const s
         req.mac = v.mac;
         req.network = v.network;
         req.origin = std::string(hook_point_name(hp));
+        req.numa = p.props.numa.value_or(config.numa_policy(v.network));
         const auto* pool = config.network(v.network);
         if (pool) req.vlan = pool->vlan;
         if (p.props.vlan) req.vlan = p.props.vlan;
@@ -122,9 +124,83 @@ std::string describe_grant(const Grant& g, const std::vector<std::string>& dropp
     return line;
 }
 
+// --- NUMA placement of the requests (placement.hpp) ---
+
+// Where a hook finds the VM's NUMA nodes: the domain it was given (cheap), or
+// libvirt's live XML of the VM (`costly`: asked only when the answer can
+// change the choice). `get` throws Error when the placement cannot be known.
+struct PlacementSource {
+    std::function<VmPlacement()> get;
+    bool costly = false;
+};
+
+PlacementSource placement_of_domain(Host& host, pugi::xml_node domain) {
+    return {[&host, domain] { return vm_placement(domain, host.sysfs()); }, false};
+}
+
+// Fills each request's VM nodes from `source`, asked at most once. When the
+// placement cannot be known, `required` refuses (nothing is reserved yet)
+// and `preferred` goes on without it, saying so in `notes`.
+void place_requests(Host& host, const std::vector<PassthroughVnic>& vnics, std::vector<VnicRequest>& requests,
+                    const PlacementSource& source, std::vector<std::string>& notes) {
+    std::optional<VmPlacement> placement;
+    std::string unknown;  // why there is no placement, once asked
+    // Each pool's PF nodes, read once per hook (outside the store's lock)
+    // rather than at each choice.
+    std::map<std::vector<std::string>, std::vector<int>> nodes_of_pool;
+    const auto pool_nodes = [&](const std::vector<std::string>& pfs) -> const std::vector<int>& {
+        auto it = nodes_of_pool.find(pfs);
+        if (it == nodes_of_pool.end()) it = nodes_of_pool.emplace(pfs, pf_numa_nodes(host.sysfs(), pfs)).first;
+        return it->second;
+    };
+    for (size_t i = 0; i < requests.size(); ++i) {
+        auto& req = requests[i];
+        if (req.numa == NumaPolicy::ignore) continue;
+        if (!placement && unknown.empty()) {
+            if (!source.costly) {
+                // The domain in hand: a placement that does not parse is
+                // bad input (libvirt would refuse it too).
+                placement = with_context("reading the VM's NUMA placement", source.get);
+            } else {
+                if (!placement_matters(req.numa, pool_nodes(req.pfs))) continue;
+                try {
+                    placement = source.get();
+                } catch (const Error& e) {
+                    unknown = e.what();
+                }
+            }
+        }
+        const auto label = cat(vnic_label(vnics[i].vnic), " on network ", printable(req.network));
+        if (placement) {
+            req.vm_nodes = placement->nodes;
+            if (!req.vm_nodes.empty()) req.pf_nodes = pool_nodes(req.pfs);
+        } else if (req.numa == NumaPolicy::required) {
+            fail(label, ": numa=required, but the VM's NUMA nodes cannot be known: ", unknown);
+        } else {
+            notes.push_back(cat(label, ": the VM's NUMA nodes cannot be known, so its VF is chosen as with "
+                                       "numa=ignore: ", unknown));
+        }
+    }
+}
+
+// "; numa=preferred: ens1f0 is on NUMA node 0, no VF was free on the VM's
+// NUMA node 1" when a preferred choice had to leave the VM's nodes, else "".
+std::string numa_fallback_text(Host& host, const VnicRequest& req, const Reservation& r) {
+    if (req.numa != NumaPolicy::preferred || req.vm_nodes.empty()) return "";
+    const auto at = std::find(req.pfs.begin(), req.pfs.end(), r.pf) - req.pfs.begin();
+    const int node = static_cast<size_t>(at) < req.pf_nodes.size() ? req.pf_nodes[static_cast<size_t>(at)]
+                                                                   : pf_numa_node(host.sysfs(), r.pf);
+    if (req.vm_nodes.count(node)) return "";
+    return cat("; numa=preferred: ", r.pf, node < 0 ? std::string(" is on no known NUMA node") : cat(" is on NUMA node ", node),
+               ", no VF was free on the VM's NUMA ", req.vm_nodes.size() == 1 ? "node " : "nodes ",
+               node_list(req.vm_nodes));
+}
+
+// --- end NUMA placement ---
+
 // Reserves a VF for each vNIC and rewrites it; all or nothing.
 HookOutcome pass_through(HookPoint hp, Host& host, const std::vector<PassthroughVnic>& vnics,
-                         const std::string& vm_id) {
+                         const std::string& vm_id, const PlacementSource& placement) {
     HookOutcome outcome;
     if (vnics.empty()) return outcome;
     std::set<std::string> macs;
@@ -135,6 +211,8 @@ HookOutcome pass_through(HookPoint hp, Host& host, const std::vector<Passthrough
         if (!macs.insert(p.vnic.mac).second) fail("two vNICs have the MAC ", p.vnic.mac);
         requests.push_back(plan_request(host.config(), p, vm_id, hp));
     }
+    std::vector<std::string> numa_notes;
+    place_requests(host, vnics, requests, placement, numa_notes);
     outcome.grants = Allocator(host).reserve(requests);
     for (size_t i = 0; i < vnics.size(); ++i) {
         const auto& r = outcome.grants[i].reservation;
@@ -145,12 +223,14 @@ HookOutcome pass_through(HookPoint hp, Host& host, const std::vector<Passthrough
             record_failover_metadata(pair.persistent.parent().parent(), pair.persistent, r.network);  // <domain>
             outcome.notes.push_back(cat(describe_grant(outcome.grants[i], {}),
                                         "; failover: teamed with the virtio vNIC ", printable(vnics[i].vnic.alias),
-                                        ", which stays"));
+                                        ", which stays", numa_fallback_text(host, requests[i], r)));
         } else {
             const auto result = rewrite_to_hostdev(vnics[i].vnic.node, vf);
-            outcome.notes.push_back(describe_grant(outcome.grants[i], result.dropped));
+            outcome.notes.push_back(
+                cat(describe_grant(outcome.grants[i], result.dropped), numa_fallback_text(host, requests[i], r)));
         }
     }
+    outcome.notes.insert(outcome.notes.end(), numa_notes.begin(), numa_notes.end());
     outcome.xml_changed = true;
     return outcome;
 }
@@ -246,7 +326,8 @@ HookOutcome before_vm_start(Host& host, pugi::xml_document& doc, const HookEnv& 
     const auto root = require_root(doc, "domain");
     const auto wanted = vnics_to_pass_through(root);
     if (wanted.empty()) return {};
-    return pass_through(HookPoint::before_vm_start, host, wanted, require_vm_id(env, root));
+    return pass_through(HookPoint::before_vm_start, host, wanted, require_vm_id(env, root),
+                        placement_of_domain(host, root));
 }
 
 // before_nic_hotplug: one <interface>, properties in the environment.
@@ -263,7 +344,18 @@ HookOutcome before_nic_hotplug(Host& host, pugi::xml_document& doc, const HookEn
                             "failover, or set it and restart the VM");
     }
     if (!env.vm_id || env.vm_id->empty()) fail("no VM id: $vmId is not set");
-    return pass_through(HookPoint::before_nic_hotplug, host, {{v, *props}}, require_vm_id(env, root));
+    const auto vm_id = require_vm_id(env, root);
+    // VDSM hands this hook only the vNIC: the VM's placement is in libvirt's
+    // live XML, asked for only when it can change the choice.
+    const PlacementSource from_libvirt{[&host, vm_id] {
+                                           const auto xml = host.domains().domain_xml(vm_id);
+                                           pugi::xml_document domain;
+                                           if (!domain.load_string(xml.c_str()))
+                                               fail("libvirt's XML of domain ", vm_id, " does not parse");
+                                           return vm_placement(domain.child("domain"), host.sysfs());
+                                       },
+                                       true};
+    return pass_through(HookPoint::before_nic_hotplug, host, {{v, *props}}, vm_id, from_libvirt);
 }
 
 // Hotunplug and failed hotplug: give back the VF of this vNIC.
@@ -434,7 +526,10 @@ HookOutcome before_migrate_destination(Host& host, pugi::xml_document& doc, cons
 std::string replug_failover_vf(Host& host, DeviceAttacher& attacher, const PassthroughVnic& p,
                                const std::string& vm_id) {
     check_passthrough_vnic(p.vnic);
-    const auto req = plan_request(host.config(), p, vm_id, HookPoint::after_vm_migrate_destination);
+    auto req = plan_request(host.config(), p, vm_id, HookPoint::after_vm_migrate_destination);
+    // The live XML here is the VM's placement on this host.
+    if (req.numa != NumaPolicy::ignore)
+        req.vm_nodes = vm_placement(p.vnic.node.parent().parent(), host.sysfs()).nodes;  // <domain>
     Allocator allocator(host);
     const auto grants = allocator.reserve({req});
     const auto& r = grants.front().reservation;

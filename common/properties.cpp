@@ -59,6 +59,11 @@ VnicProperties parse_properties(const PropertyLookup& lookup) {
         props.vlan = with_context(cat("property ", kPropVlan), [&] { return parse_vlan(*v); });
     if (const auto v = get(kPropSriovPf))
         props.sriov_pf = with_context(cat("property ", kPropSriovPf), [&] { return parse_pf_list(*v); });
+    if (const auto v = get(kPropNuma)) {
+        props.numa = numa_policy_from_name(*v);
+        if (!props.numa)
+            fail("property ", kPropNuma, "=", quoted(*v), " is not allowed (allowed: required, preferred or ignore)");
+    }
     return props;
 }
 

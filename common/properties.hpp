@@ -5,6 +5,7 @@
 //   vlan        = 1..4094         VLAN tag on the VF; overrides the network's default
 //   sriov_pf    = PF[,PF...]      restrict the VF pool to these PFs
 //   failover    = true|false      keep the virtio vNIC and team a VF with it
+//   numa        = required|preferred|ignore   NUMA policy for the VF's PF (placement.hpp)
 //
 // A value outside its range is an error naming the property, the value and
 // what is allowed; never a silent default.
@@ -16,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "placement.hpp"
+
 namespace sriovpt {
 
 struct VnicProperties {
@@ -23,6 +26,7 @@ struct VnicProperties {
     bool failover = false;
     std::optional<unsigned> vlan;
     std::vector<std::string> sriov_pf;
+    std::optional<NumaPolicy> numa;   // unset: the network's, else the configuration's
 };
 
 // Returns the value of one property, or nullopt if it is not set.
@@ -50,5 +54,6 @@ inline constexpr const char* kPropPassthrough = "passthrough";
 inline constexpr const char* kPropVlan = "vlan";
 inline constexpr const char* kPropSriovPf = "sriov_pf";
 inline constexpr const char* kPropFailover = "failover";
+inline constexpr const char* kPropNuma = "numa";
 
 }  // namespace sriovpt

@@ -6,9 +6,40 @@
 
 #include "allocator.hpp"
 #include "error.hpp"
+#include "placement.hpp"
 #include "text.hpp"
 
 namespace sriovpt {
+
+namespace {
+
+// The NUMA nodes of each running holder, one libvirt question per VM.
+// The first failure stops the questions (libvirt answering slowly would make
+// each of them wait lock_timeout) and becomes a note.
+void add_holder_numa_nodes(Host& host, const std::optional<std::set<std::string>>& running, HostStatus& status) {
+    if (!running) return;
+    std::map<std::string, std::set<int>> nodes_of_vm;
+    for (auto& s : status.vfs) {
+        if (!s.holder || !running->count(s.holder->vm_id)) continue;
+        const auto& vm_id = s.holder->vm_id;
+        auto it = nodes_of_vm.find(vm_id);
+        if (it == nodes_of_vm.end()) {
+            try {
+                pugi::xml_document doc;
+                const auto xml = host.domains().domain_xml(vm_id);
+                if (!doc.load_string(xml.c_str())) fail("libvirt's XML of domain ", vm_id, " does not parse");
+                it = nodes_of_vm.emplace(vm_id, vm_placement(doc.child("domain"), host.sysfs()).nodes).first;
+            } catch (const Error& e) {
+                status.notes.push_back(cat("the NUMA nodes of the VMs holding VFs are not shown: ", e.what()));
+                for (auto& other : status.vfs) other.holder_numa_nodes.reset();
+                return;
+            }
+        }
+        s.holder_numa_nodes = it->second;
+    }
+}
+
+}  // namespace
 
 HostStatus collect_status(Host& host, bool ask_libvirt) {
     HostStatus status;
@@ -66,6 +97,7 @@ HostStatus collect_status(Host& host, bool ask_libvirt) {
         for (const auto& m : missing)
             status.notes.push_back(cat("PF ", pf.name, ": ", m, ": that VF is missing from sysfs and is never given"));
     }
+    add_holder_numa_nodes(host, running, status);
     for (const auto& e : entries) {
         if (!e.pci || !seen.count(*e.pci))
             status.notes.push_back(cat("record ", host.store().dir(), "/", e.file, " names no VF of this host",

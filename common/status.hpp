@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ struct VfStatus {
     std::optional<Reservation> holder;
     VfState state = VfState::free;
     std::string note;                    // why stale / what is damaged
+    // The holder's NUMA nodes (placement.hpp) from libvirt's live XML of its
+    // VM, empty for a VM with no placement; nullopt when not known.
+    std::optional<std::set<int>> holder_numa_nodes;
 };
 
 struct HostStatus {

@@ -133,6 +133,10 @@ void FakeSysfs::set_vf_numa_node(const std::string& pf, unsigned index, int node
     write_text(fs::path(root_) / device_dir(vf_pci(pf, index)) / "numa_node", std::to_string(node));
 }
 
+void FakeSysfs::add_numa_node(unsigned node, const std::string& cpulist) {
+    write_text(fs::path(root_) / "devices/system/node" / cat("node", node) / "cpulist", cpulist);
+}
+
 void FakeSysfs::apply_spec(std::istream& in) {
     std::string line;
     int number = 0;
@@ -145,8 +149,8 @@ void FakeSysfs::apply_spec(std::istream& in) {
             for (std::string word; words >> word;) w.push_back(word);
             if (w.empty()) return;
             std::map<std::string, std::string> opts;
-            size_t positional = w[0] == "pf" ? 4 : w[0] == "vf" ? 3 : w[0] == "netdev" ? 3 : 0;
-            if (positional == 0) fail("unknown entry '", w[0], "' (pf, vf or netdev)");
+            size_t positional = w[0] == "pf" ? 4 : w[0] == "vf" ? 3 : w[0] == "netdev" ? 3 : w[0] == "node" ? 3 : 0;
+            if (positional == 0) fail("unknown entry '", w[0], "' (pf, vf, netdev or node)");
             if (w.size() < positional) fail("'", w[0], "' needs ", positional - 1, " values");
             for (size_t i = positional; i < w.size(); ++i) {
                 const auto eq = w[i].find('=');
@@ -161,6 +165,8 @@ void FakeSysfs::apply_spec(std::istream& in) {
             const auto driver = [&](const std::string& d) { return d == "none" ? std::string() : d; };
             if (w[0] == "netdev") {
                 add_plain_netdev(w[1], w[2]);
+            } else if (w[0] == "node") {
+                add_numa_node(number_of(w[1]), w[2]);
             } else if (w[0] == "pf") {
                 FakePf pf;
                 pf.name = w[1];

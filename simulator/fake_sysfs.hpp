@@ -5,6 +5,7 @@
 //   <root>/class/net/ens1f0 -> ../../devices/pci0000:00/0000:3b:00.0/net/ens1f0
 //   <root>/devices/pci0000:00/0000:3b:00.0/{sriov_totalvfs,sriov_numvfs,virtfnN -> ../0000:3b:02.0}
 //   <root>/devices/pci0000:00/0000:3b:02.0/{physfn,numa_node,driver,net/<ifname>/operstate,iommu_group}
+//   <root>/devices/system/node/node0/cpulist
 #pragma once
 
 #include <iosfwd>
@@ -48,6 +49,10 @@ public:
 
     void set_vf_numa_node(const std::string& pf, unsigned index, int node);
 
+    // A host NUMA node with its CPUs: devices/system/node/node<N>/cpulist
+    // ("0-3,8-11", as the kernel writes it; "" for a node without CPUs).
+    void add_numa_node(unsigned node, const std::string& cpulist);
+
     // The PCI address of VF `index` of `pf` (as the tree names it).
     PciAddress vf_pci(const std::string& pf, unsigned index) const;
 
@@ -55,6 +60,7 @@ public:
     //   pf NAME PCI NUM_VFS [total=N] [numa=N] [driver=NAME|none] [link=up|down]
     //   netdev NAME PCI
     //   vf PF INDEX [driver=NAME|none] [netdev=up|down] [numa=N]
+    //   node N CPULIST
     // Throws Error naming the line on a mistake.
     void apply_spec(std::istream& in);
 

@@ -53,6 +53,10 @@ public:
         if (world_.unreachable) fail("cannot connect to libvirt at fake:///: no daemon");
         return world_.devices;
     }
+    std::string domain_xml(const std::string& vm_id) override {
+        note("domain_xml");
+        fail("the fake libvirt has no domain ", vm_id);
+    }
 
 private:
     void note(const std::string& call) {

@@ -47,6 +47,8 @@ TEST(EngineConfig, RegexesAcceptExactlyWhatTheHooksAccept) {
     const std::map<std::string, std::vector<std::string>> samples{
         {"passthrough", {"true", "false", "True", "yes", "1", " true", "true ", "truefalse"}},
         {"failover", {"true", "false", "FALSE", "no", "0"}},
+        {"numa", {"required", "preferred", "ignore", "Required", "PREFERRED", "strict", "none", " ignore", "ignore ",
+                  "requiredpreferred", "required,preferred", "prefer", "0"}},
         {"vlan", {"1", "9", "10", "99", "100", "999", "1000", "3999", "4000", "4089", "4090", "4094", "4095", "5000",
                   "0", "00", "01", "0100", "-1", "+1", "1.0", "12a", " 100", "40940", "10000"}},
         {"sriov_pf", {"ens1f0", "ens1f0,ens1f1", "ens1f0, ens1f1", " ens1f0 ,ens1f1 ", "enp59s0f0np0", "eth0.100",

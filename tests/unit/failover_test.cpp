@@ -149,6 +149,21 @@ protected:
     std::vector<FakeAttacher::Call> calls_;
 };
 
+// The VF hot-plugged at the destination follows the NUMA rule too: the
+// VM's placement is in the live XML the hook gets.
+TEST_F(Destination, AReplacementVfIsChosenOnTheVmsNumaNode) {
+    test::write_text(test_host_.dir() + "/sys/devices/pci0000:00/0000:5e:00.0/numa_node", "1");
+    auto xml = arrived_without_vf();
+    xml.insert(xml.find("<devices>"), "<numatune><memory mode=\"strict\" nodeset=\"1\" /></numatune>\n  ");
+    const auto outcome = arrive(xml, FakeAttacher::Answer::ok);
+    ASSERT_EQ(calls_.size(), 1u);
+    EXPECT_NE(calls_[0].xml.find(R"(<address type="pci" domain="0x0000" bus="0x5e" slot="0x02" function="0x0" />)"),
+              std::string::npos)
+        << calls_[0].xml;
+    ASSERT_EQ(test_host_.reservations().size(), 1u);
+    EXPECT_EQ(test_host_.reservations()[0].pf, "ens1f1");
+}
+
 TEST_F(Destination, FailoverVnicArrivedWithoutItsVfGetsALocalOneHotPlugged) {
     const auto xml = arrived_without_vf();
     const auto outcome = arrive(xml, FakeAttacher::Answer::ok);
