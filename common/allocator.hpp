@@ -25,6 +25,7 @@ struct VnicRequest {
     std::vector<std::string> pfs;   // the pool, in the operator's order
     std::optional<unsigned> vlan;
     std::string origin;             // hook point, for the record
+    VfSettings vf_settings;         // written in the record before the helper makes them
 };
 
 struct Grant {
@@ -72,11 +73,16 @@ public:
     // hooks from the lock.
     std::vector<Grant> reserve(const std::vector<VnicRequest>& requests);
 
-    // Removes the records that `reserve` created (undo after a later failure).
+    // Gives back the records that `reserve` created (undo after a later
+    // failure). Here and in release, release_vf and reclaiming, a record
+    // with VF settings is not removed but marked reset-pending
+    // (retire_record, vf_settings.hpp): the caller resets the VF with
+    // finish_resets.
     void undo(const std::vector<Grant>& grants);
 
     // Gives back what vm_id holds (only `mac`'s VF when given). Releasing
-    // what is not held succeeds and returns nothing.
+    // what is not held succeeds and returns nothing. The records returned
+    // that are reset_pending still wait for finish_resets.
     std::vector<Reservation> release(const std::string& vm_id, const std::optional<std::string>& mac = {});
 
     // Gives back one VF whatever holds it, even a damaged record. True if

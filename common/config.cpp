@@ -81,8 +81,13 @@ void apply_network_key(Config& config, const std::string& network, const std::st
         pool.pfs = with_context(where, [&] { return parse_pf_list(value); });
     } else if (key == "vlan") {
         pool.vlan = with_context(where, [&] { return parse_vlan(value); });
+    } else if (is_vf_setting_key(key)) {
+        with_context(where, [&] { set_vf_setting(pool.vf, key, value); });
+    } else if (key == "on_error") {
+        pool.on_error = with_context(where, [&] { return parse_on_error(value); });
     } else {
-        fail("unknown key ", quoted(key), " in [network.", network, "] (allowed: pfs, vlan)");
+        fail("unknown key ", quoted(key), " in [network.", network,
+             "] (allowed: pfs, vlan, vf_trust, vf_spoofchk, vf_max_tx_rate, vf_min_tx_rate, vf_link_state, on_error)");
     }
 }
 
@@ -100,6 +105,8 @@ void apply_key(Config& config, const std::string& key, const std::string& value)
         config.reclaim_grace = parse_seconds(key, value, 0, 86400);
     } else if (key == "check_domains") {
         config.check_domains = parse_bool(key, value);
+    } else if (key == "vf_helper") {
+        config.vf_helper = parse_absolute_path(key, value);
     } else if (key.rfind("network.", 0) == 0) {
         const auto rest = key.substr(std::strlen("network."));
         const auto dot = rest.rfind('.');
@@ -108,7 +115,7 @@ void apply_key(Config& config, const std::string& key, const std::string& value)
     } else {
         fail("unknown key ", quoted(key),
              " (allowed: sysfs_root, state_dir, libvirt_uri, lock_timeout, reclaim_grace, "
-             "check_domains, and [network.NAME] sections with pfs and vlan)");
+             "check_domains, vf_helper, and [network.NAME] sections)");
     }
 }
 
@@ -141,6 +148,7 @@ Config parse_config(std::istream& in, const std::string& name) {
         }
         for (const auto& [network, pool] : config.networks) {
             if (pool.pfs.empty()) fail("[network.", network, "] has no 'pfs' list");
+            with_context(cat("[network.", network, "]"), [&] { effective_vf_settings({}, pool.vf); });
         }
         return config;
     });

@@ -7,9 +7,13 @@
 //   lock_timeout = 10                 # seconds
 //   reclaim_grace = 300               # seconds a fresh reservation is never reclaimed
 //   check_domains = no                # also ask libvirt whether a free-looking VF is in use
+//   vf_helper = /usr/libexec/sriov-passthrough/sriov-passthrough-vf-helper
 //   [network.sriovnet]
 //   pfs = ens1f0, ens1f1
 //   vlan = 100
+//   vf_trust = on                     # and vf_spoofchk, vf_max_tx_rate, vf_min_tx_rate,
+//                                     # vf_link_state: defaults for the network's vNICs
+//   on_error = fail                   # or warn: start without settings the helper cannot make
 #pragma once
 
 #include <iosfwd>
@@ -18,15 +22,21 @@
 #include <string>
 #include <vector>
 
+#include "vf_settings.hpp"
+
 namespace sriovpt {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/vdsm/hooks/sriov_passthrough.conf";
 inline constexpr const char* kConfigEnvVar = "SRIOV_PASSTHROUGH_CONF";
+// Where the RPM installs the VF helper (helper/CMakeLists.txt).
+inline constexpr const char* kDefaultVfHelper = "/usr/libexec/sriov-passthrough/sriov-passthrough-vf-helper";
 
 struct NetworkPool {
     std::string name;               // the oVirt network = the bridge in <source bridge=...>
     std::vector<std::string> pfs;   // PF net devices, in the order the operator wrote them
     std::optional<unsigned> vlan;   // default VLAN tag for vNICs on this network
+    VfSettings vf;                  // default VF settings for its vNICs (vf_settings.hpp)
+    OnError on_error = OnError::fail;   // when the helper cannot make them
 };
 
 struct Config {
@@ -36,6 +46,7 @@ struct Config {
     unsigned lock_timeout = 10;     // seconds; bounds every wait
     unsigned reclaim_grace = 300;   // seconds
     bool check_domains = false;
+    std::string vf_helper = kDefaultVfHelper;   // the privileged helper for VF settings
     std::map<std::string, NetworkPool> networks;
     std::string path;               // the file read; empty when defaults were used
 

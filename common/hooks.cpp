@@ -10,6 +10,7 @@
 #include "fast_path.hpp"
 #include "rewrite.hpp"
 #include "text.hpp"
+#include "vf_settings.hpp"
 
 namespace sriovpt {
 
@@ -106,6 +107,7 @@ VnicRequest plan_request(const Config& config, const PassthroughVnic& p, const s
                  config.path.empty() ? std::string(kDefaultConfigPath) : config.path,
                  " or set the sriov_pf property)");
         }
+        req.vf_settings = effective_vf_settings(p.props.vf, pool ? pool->vf : VfSettings{});
         return req;
     });
 }
@@ -122,6 +124,38 @@ std::string describe_grant(const Grant& g, const std::vector<std::string>& dropp
     return line;
 }
 
+// What the helper is to make on the VF of `req`, and what a refusal does.
+VfPlan vf_plan(const Config& config, const VnicRequest& req) {
+    const auto* pool = config.network(req.network);
+    return {req.vf_settings, pool ? pool->on_error : OnError::fail};
+}
+
+void add_reset_notes(const ResetReport& report, std::vector<std::string>& notes) {
+    notes.insert(notes.end(), report.done.begin(), report.done.end());
+    notes.insert(notes.end(), report.failed.begin(), report.failed.end());
+}
+
+// Allocator::reserve; when it fails, VFs whose records wait for their reset
+// (their holder's release could not reset them) may be why no VF is free:
+// they are reset, and the reservation tried once more.
+std::vector<Grant> reserve_resetting(Host& host, const std::vector<VnicRequest>& requests,
+                                     std::vector<std::string>& notes) {
+    try {
+        return Allocator(host).reserve(requests);
+    } catch (const Error&) {
+        const auto first = std::current_exception();
+        ResetReport report;
+        try {
+            report = retry_pending_resets(host);
+        } catch (const Error&) {
+            std::rethrow_exception(first);
+        }
+        if (report.done.empty()) std::rethrow_exception(first);
+        add_reset_notes(report, notes);
+    }
+    return Allocator(host).reserve(requests);
+}
+
 // Reserves a VF for each vNIC and rewrites it; all or nothing.
 HookOutcome pass_through(HookPoint hp, Host& host, const std::vector<PassthroughVnic>& vnics,
                          const std::string& vm_id) {
@@ -129,13 +163,25 @@ HookOutcome pass_through(HookPoint hp, Host& host, const std::vector<Passthrough
     if (vnics.empty()) return outcome;
     std::set<std::string> macs;
     std::vector<VnicRequest> requests;
+    std::vector<VfPlan> plans;
+    bool settings = false;
     for (const auto& p : vnics) {
         check_passthrough_vnic(p.vnic);
         if (p.props.failover) with_context(vnic_label(p.vnic), [&] { check_failover_member(p.vnic.node); });
         if (!macs.insert(p.vnic.mac).second) fail("two vNICs have the MAC ", p.vnic.mac);
         requests.push_back(plan_request(host.config(), p, vm_id, hp));
+        plans.push_back(vf_plan(host.config(), requests.back()));
+        settings = settings || !plans.back().settings.empty();
     }
-    outcome.grants = Allocator(host).reserve(requests);
+    std::vector<std::string> setting_notes;
+    // Only a start that runs the helper anyway retries resets left pending.
+    if (settings) add_reset_notes(retry_pending_resets(host), setting_notes);
+    outcome.grants = reserve_resetting(host, requests, setting_notes);
+    // Before the guest runs: a refusal (on_error = fail) gives everything back.
+    if (settings) {
+        const auto made = apply_vf_settings(host, outcome.grants, plans);
+        setting_notes.insert(setting_notes.end(), made.begin(), made.end());
+    }
     for (size_t i = 0; i < vnics.size(); ++i) {
         const auto& r = outcome.grants[i].reservation;
         const VfBinding vf{r.pci, r.vlan};
@@ -151,8 +197,22 @@ HookOutcome pass_through(HookPoint hp, Host& host, const std::vector<Passthrough
             outcome.notes.push_back(describe_grant(outcome.grants[i], result.dropped));
         }
     }
+    outcome.notes.insert(outcome.notes.end(), setting_notes.begin(), setting_notes.end());
     outcome.xml_changed = true;
     return outcome;
+}
+
+// Resets the VFs of `released` that have settings; their lines go to
+// `outcome`. A reset that fails is this after_* hook's failure, in one line
+// with what was done.
+void finish_release(Host& host, const std::vector<Reservation>& released, HookOutcome& outcome) {
+    const auto report = finish_resets(host, released);
+    outcome.notes.insert(outcome.notes.end(), report.done.begin(), report.done.end());
+    if (!report.failed.empty()) {
+        auto problems = report.failed;
+        if (!outcome.notes.empty()) problems.push_back(cat("done: ", join(outcome.notes, "; ")));
+        fail(join(problems, "; "));
+    }
 }
 
 // Whether a vNIC's properties ask for anything of ours: passthrough or
@@ -274,8 +334,9 @@ HookOutcome release_vnic(Host& host, pugi::xml_document& doc, const HookEnv& env
     if (v.mac.empty()) fail("the <interface> has no valid <mac address> (", quoted(v.raw_mac), ")");
     const auto vm_id = require_vm_id(env, root);
     HookOutcome outcome;
-    for (const auto& r : Allocator(host).release(vm_id, v.mac))
-        outcome.notes.push_back(released_line(r));
+    const auto released = Allocator(host).release(vm_id, v.mac);
+    for (const auto& r : released) outcome.notes.push_back(released_line(r));
+    finish_release(host, released, outcome);
     return outcome;
 }
 
@@ -283,8 +344,9 @@ HookOutcome release_vnic(Host& host, pugi::xml_document& doc, const HookEnv& env
 HookOutcome release_vm(Host& host, pugi::xml_document& doc, const HookEnv& env) {
     const auto vm_id = require_vm_id(env, doc.child("domain"));
     HookOutcome outcome;
-    for (const auto& r : Allocator(host).release(vm_id))
-        outcome.notes.push_back(released_line(r));
+    const auto released = Allocator(host).release(vm_id);
+    for (const auto& r : released) outcome.notes.push_back(released_line(r));
+    finish_release(host, released, outcome);
     return outcome;
 }
 
@@ -396,6 +458,7 @@ HookOutcome before_migrate_destination(Host& host, pugi::xml_document& doc, cons
     if (arriving.empty()) return {};
     const auto vm_id = require_vm_id(env, root);
     std::vector<Reservation> records;
+    std::vector<VfPlan> plans;
     for (const auto& a : arriving) {
         const auto req = plan_request(host.config(), a.partner, vm_id, HookPoint::before_vm_migrate_destination);
         auto r = arriving_reservation(host, a.vf, a.pci, vm_id, HookPoint::before_vm_migrate_destination);
@@ -413,6 +476,8 @@ HookOutcome before_migrate_destination(Host& host, pugi::xml_document& doc, cons
                                   "; make the [network.", printable(req.network), "] sections of both hosts agree");
                      });
         r.network = req.network;
+        r.vf_settings = req.vf_settings;
+        plans.push_back(vf_plan(host.config(), req));
         records.push_back(std::move(r));
     }
     Allocator allocator(host);
@@ -421,7 +486,10 @@ HookOutcome before_migrate_destination(Host& host, pugi::xml_document& doc, cons
     for (const auto& r : records) {
         const auto holder = allocator.adopt(r);
         if (holder) {
-            allocator.undo(adopted);
+            // No setting made yet: given back without a reset.
+            std::set<PciAddress> untouched;
+            for (const auto& g : adopted) untouched.insert(g.reservation.pci);
+            undo_grants(host, adopted, untouched);
             fail("VM ", vm_id, " cannot arrive here: failover vNIC ", r.mac, " needs VF ", r.pci.to_string(),
                  " (the PCI address it has on the source), which is held here by vNIC ", holder->mac, " of VM ",
                  holder->vm_id);
@@ -430,6 +498,10 @@ HookOutcome before_migrate_destination(Host& host, pugi::xml_document& doc, cons
         outcome.notes.push_back(cat("recorded VF ", r.pci.to_string(), " (", r.pf, " VF ", r.vf_index,
                                     ") for arriving failover vNIC ", r.mac, " of VM ", vm_id));
     }
+    // Before libvirt hands the VF to the arriving guest; a refusal (on_error
+    // = fail) fails the migration with every VF given back and reset.
+    const auto made = apply_vf_settings(host, adopted, plans);
+    outcome.notes.insert(outcome.notes.end(), made.begin(), made.end());
     return outcome;
 }
 
@@ -442,7 +514,9 @@ std::string replug_failover_vf(Host& host, DeviceAttacher& attacher, const Passt
     check_passthrough_vnic(p.vnic);
     const auto req = plan_request(host.config(), p, vm_id, HookPoint::after_vm_migrate_destination);
     Allocator allocator(host);
-    const auto grants = allocator.reserve({req});
+    auto grants = allocator.reserve({req});
+    // Before the VF reaches the guest.
+    const auto made = apply_vf_settings(host, grants, {vf_plan(host.config(), req)});
     const auto& r = grants.front().reservation;
     pugi::xml_document device;
     append_failover_vf(device, p.vnic.node, VfBinding{r.pci, r.vlan});
@@ -452,11 +526,12 @@ std::string replug_failover_vf(Host& host, DeviceAttacher& attacher, const Passt
         fail("hot-plugging VF ", r.pci.to_string(), ": ", e.what(),
              "; the VF stays reserved for the vNIC, as it may still be attached");
     } catch (const Error& e) {
-        allocator.undo(grants);
-        fail("hot-plugging VF ", r.pci.to_string(), ": ", e.what());
+        const auto problems = undo_grants(host, grants);
+        fail("hot-plugging VF ", r.pci.to_string(), ": ", e.what(),
+             problems.empty() ? std::string() : cat("; ", join(problems, "; ")));
     }
     return cat("hot-plugged ", describe_grant(grants.front(), {}), " as the failover partner of the virtio vNIC ",
-               printable(p.vnic.alias));
+               printable(p.vnic.alias), made.empty() ? std::string() : cat("; ", join(made, "; ")));
 }
 
 // Whether the hostdev vNIC `v` of a domain is a VF of ours: its own

@@ -59,6 +59,9 @@ VnicProperties parse_properties(const PropertyLookup& lookup) {
         props.vlan = with_context(cat("property ", kPropVlan), [&] { return parse_vlan(*v); });
     if (const auto v = get(kPropSriovPf))
         props.sriov_pf = with_context(cat("property ", kPropSriovPf), [&] { return parse_pf_list(*v); });
+    for (const auto* name : {kPropVfTrust, kPropVfSpoofchk, kPropVfMaxTxRate, kPropVfMinTxRate, kPropVfLinkState}) {
+        if (const auto v = get(name)) with_context("property", [&] { set_vf_setting(props.vf, name, *v); });
+    }
     return props;
 }
 

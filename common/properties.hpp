@@ -5,6 +5,8 @@
 //   vlan        = 1..4094         VLAN tag on the VF; overrides the network's default
 //   sriov_pf    = PF[,PF...]      restrict the VF pool to these PFs
 //   failover    = true|false      keep the virtio vNIC and team a VF with it
+//   vf_trust, vf_spoofchk, vf_max_tx_rate, vf_min_tx_rate, vf_link_state
+//                                 settings of the VF (vf_settings.hpp)
 //
 // A value outside its range is an error naming the property, the value and
 // what is allowed; never a silent default.
@@ -16,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include "vf_settings.hpp"
+
 namespace sriovpt {
 
 struct VnicProperties {
@@ -23,6 +27,7 @@ struct VnicProperties {
     bool failover = false;
     std::optional<unsigned> vlan;
     std::vector<std::string> sriov_pf;
+    VfSettings vf;                  // vf_trust, vf_spoofchk, vf_*_tx_rate, vf_link_state
 };
 
 // Returns the value of one property, or nullopt if it is not set.
