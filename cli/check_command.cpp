@@ -9,6 +9,7 @@
 #include "commands.hpp"
 #include "error.hpp"
 #include "text.hpp"
+#include "vf_settings.hpp"
 
 namespace sriovpt::cli {
 
@@ -87,6 +88,12 @@ int check_command(Host& host) {
         }
     } catch (const Error& e) {
         problem(e.what());
+    }
+
+    for (const auto& line : check_vf_helper(host)) {
+        if (line.rfind("ok: ", 0) == 0) ok(line.substr(4));
+        else if (line.rfind("warning: ", 0) == 0) warning(line.substr(9));
+        else problem(line.substr(line.find(": ") + 2));
     }
 
     if (config->libvirt_enabled()) {

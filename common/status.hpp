@@ -19,6 +19,7 @@ enum class VfState {
     assigned,   // bound to vfio-pci/pci-stub without our record: not ours
     host_up,    // its host netdev is up: in use by the host
     in_domain,  // used by a running libvirt domain without our record
+    resetting,  // our record, given back, its VF settings not reset yet: never given
 };
 std::string_view vf_state_name(VfState s);
 
@@ -28,6 +29,10 @@ struct VfStatus {
     std::optional<Reservation> holder;
     VfState state = VfState::free;
     std::string note;                    // why stale / what is damaged
+    // The VF's settings (vf_settings.hpp): as the kernel reports them when it
+    // was asked (read_back_vf_settings), else as the record asked them.
+    std::optional<VfSettings> settings;
+    std::string settings_from;           // "kernel" or "record"
 };
 
 struct HostStatus {
