@@ -454,5 +454,59 @@ TEST_F(VfSettingsFlow, CheckRunsTheHelper) {
         << r.output;
 }
 
+TEST_F(VfSettingsFlow, AFailoverVfIsSetOnTheDestinationAndResetOnTheSource) {
+    TestHost there("");
+    StandIn there_helper(there);
+    there.write_config("vf_helper = " + there_helper.path() + "\n[network.sriovnet]\npfs = ens1f0, ens1f1\n");
+    there.sysfs().add_pf({"ens1f0", "0000:3b:00.0", 2});
+    there.sysfs().add_pf({"ens1f1", "0000:5e:00.0", 2});
+    VdsmFlow there_vdsm(there);
+
+    const Props failover{{"passthrough", "true"}, {"failover", "true"}, {"vf_trust", "on"}};
+    const auto engine = make_domain({{kMac, "sriovnet", failover}});
+    const auto start = vdsm_.start_vm(engine, kVmId);
+    ASSERT_TRUE(start.ok) << start.why;
+    const auto pci = vf("ens1f0", 0);
+    EXPECT_EQ(helper_.calls(), std::vector<std::string>{apply_line(pci, "trust=on")});
+    helper_.forget();
+
+    const auto moved = migrate(vdsm_, there_vdsm, vdsm_.live_xml(engine, start.xml), kVmId);
+    ASSERT_TRUE(moved.ok) << moved.failed_at << ": " << moved.why;
+    EXPECT_EQ(there_helper.calls(), std::vector<std::string>{apply_line(pci, "trust=on")})
+        << "made at before_vm_migrate_destination, before libvirt hands the VF to the guest";
+    EXPECT_EQ(helper_.calls(), std::vector<std::string>{"reset " + pci}) << "the source's VF, at after_vm_migrate_source";
+    EXPECT_TRUE(host_.records().empty());
+    ASSERT_EQ(there.reservations().size(), 1u);
+    EXPECT_EQ(there.reservations()[0].vf_settings.trust, true);
+
+    there_helper.forget();
+    ASSERT_TRUE(there_vdsm.destroy(vdsm_.live_xml(engine, start.xml), kVmId).ok);
+    EXPECT_EQ(there_helper.calls(), std::vector<std::string>{"reset " + pci});
+    EXPECT_TRUE(there.records().empty());
+}
+
+TEST_F(VfSettingsFlow, ADestinationThatCannotMakeTheSettingsRefusesTheMigration) {
+    TestHost there("");
+    StandIn there_helper(there);
+    there.write_config("vf_helper = " + there_helper.path() + "\n[network.sriovnet]\npfs = ens1f0\n");
+    there.sysfs().add_pf({"ens1f0", "0000:3b:00.0", 2});
+    VdsmFlow there_vdsm(there);
+    there_helper.fail("trust=on", 1);
+
+    const Props failover{{"passthrough", "true"}, {"failover", "true"}, {"vf_trust", "on"}};
+    const auto engine = make_domain({{kMac, "sriovnet", failover}});
+    const auto start = vdsm_.start_vm(engine, kVmId);
+    ASSERT_TRUE(start.ok) << start.why;
+    helper_.forget();
+    const auto m = migrate(vdsm_, there_vdsm, vdsm_.live_xml(engine, start.xml), kVmId);
+    EXPECT_FALSE(m.ok);
+    EXPECT_EQ(m.failed_at, "before_vm_migrate_destination");
+    expect_one_line(m.why);
+    EXPECT_NE(m.why.find("trust=on: Operation not supported by the driver"), std::string::npos) << m.why;
+    EXPECT_TRUE(there.records().empty()) << "the destination holds nothing";
+    EXPECT_TRUE(helper_.calls().empty()) << "the VM stays on the source, its VF as it was";
+    EXPECT_EQ(host_.reservations().size(), 1u);
+}
+
 }  // namespace
 }  // namespace sriovpt::test
