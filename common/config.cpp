@@ -82,7 +82,11 @@ void apply_network_key(Config& config, const std::string& network, const std::st
     } else if (key == "vlan") {
         pool.vlan = with_context(where, [&] { return parse_vlan(value); });
     } else if (is_vf_setting_key(key)) {
-        with_context(where, [&] { set_vf_setting(pool.vf, key, value); });
+        try {
+            set_vf_setting(pool.vf, key, value);
+        } catch (const Error& e) {
+            fail("[network.", network, "] ", e.what());
+        }
     } else if (key == "on_error") {
         pool.on_error = with_context(where, [&] { return parse_on_error(value); });
     } else {

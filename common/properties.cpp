@@ -60,7 +60,13 @@ VnicProperties parse_properties(const PropertyLookup& lookup) {
     if (const auto v = get(kPropSriovPf))
         props.sriov_pf = with_context(cat("property ", kPropSriovPf), [&] { return parse_pf_list(*v); });
     for (const auto* name : {kPropVfTrust, kPropVfSpoofchk, kPropVfMaxTxRate, kPropVfMinTxRate, kPropVfLinkState}) {
-        if (const auto v = get(name)) with_context("property", [&] { set_vf_setting(props.vf, name, *v); });
+        if (const auto v = get(name)) {
+            try {
+                set_vf_setting(props.vf, name, *v);
+            } catch (const Error& e) {
+                fail("property ", e.what());  // "property vf_trust='x' is not allowed ...", as passthrough's
+            }
+        }
     }
     return props;
 }

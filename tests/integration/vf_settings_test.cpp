@@ -508,5 +508,27 @@ TEST_F(VfSettingsFlow, ADestinationThatCannotMakeTheSettingsRefusesTheMigration)
     EXPECT_EQ(host_.reservations().size(), 1u);
 }
 
+TEST_F(VfSettingsFlow, BadValuesAreRefusedBeforeAnythingIsReserved) {
+    const auto refused = [&](const Props& props) {
+        const auto xml = make_domain({{kMac, "sriovnet", props}});
+        const auto run = host_.run("before_vm_start", xml, kVmId);
+        EXPECT_EQ(run.status, 2);
+        EXPECT_EQ(run.xml, xml);
+        EXPECT_TRUE(host_.records().empty());
+        return run.err;
+    };
+    EXPECT_EQ(refused({{"passthrough", "true"}, {"vf_trust", "yes"}}),
+              "sriov-passthrough: before_vm_start: vNIC " + std::string(kMac) +
+                  ": property vf_trust='yes' is not allowed (allowed: on or off)\n");
+    EXPECT_EQ(refused({{"passthrough", "true"}, {"vf_max_tx_rate", "100"}, {"vf_min_tx_rate", "200"}}),
+              "sriov-passthrough: before_vm_start: vNIC " + std::string(kMac) +
+                  " on network sriovnet: vf_min_tx_rate 200 (the vNIC's property) is above vf_max_tx_rate 100 (the "
+                  "vNIC's property); the minimum must not exceed the maximum (0 = no limit)\n");
+    EXPECT_TRUE(helper_.calls().empty());
+    // Not ours without passthrough: another hook may use the name.
+    const auto other = host_.run("before_vm_start", make_domain({{kMac, "sriovnet", {{"vf_trust", "yes"}}}}), kVmId);
+    EXPECT_EQ(other.status, 0) << other.err;
+}
+
 }  // namespace
 }  // namespace sriovpt::test

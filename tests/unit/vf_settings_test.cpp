@@ -119,7 +119,7 @@ TEST(VfSettings, PropertiesAreValidatedLikeTheOthers) {
     EXPECT_TRUE(props({{"vf_trust", ""}}).vf.empty()) << "a blank property is unset";
     EXPECT_EQ(props({{"vf_trust", "on"}, {"vf_link_state", "auto"}}).vf.link_state, "auto");
     EXPECT_EQ(problem_of([&] { props({{"vf_spoofchk", "yes"}}); }),
-              "property: vf_spoofchk='yes' is not allowed (allowed: on or off)");
+              "property vf_spoofchk='yes' is not allowed (allowed: on or off)");
 }
 
 TEST(VfSettings, NetworkDefaultsAndOnErrorInTheConfiguration) {
@@ -143,6 +143,8 @@ TEST(VfSettings, NetworkDefaultsAndOnErrorInTheConfiguration) {
     EXPECT_EQ(bad("[network.a]\npfs = x\nvf_min_tx_rate = 10\nvf_max_tx_rate = 5\n"),
               "configuration t.conf: [network.a]: vf_min_tx_rate 10 (the network's default) is above vf_max_tx_rate 5 "
               "(the network's default); the minimum must not exceed the maximum (0 = no limit)");
+    EXPECT_EQ(bad("[network.a]\npfs = x\nvf_link_state = up\n"),
+              "configuration t.conf: [network.a] vf_link_state='up' is not allowed (allowed: auto, enable or disable)");
     EXPECT_EQ(bad("vf_helper = helper\n"), "configuration t.conf: vf_helper = 'helper' is not an absolute path");
 }
 
