@@ -177,6 +177,19 @@ HookOutcome pass_through(HookPoint hp, Host& host, const std::vector<Passthrough
     // Only a start that runs the helper anyway retries resets left pending.
     if (settings) add_reset_notes(retry_pending_resets(host), setting_notes);
     outcome.grants = reserve_resetting(host, requests, setting_notes);
+    // A leftover this vNIC no longer uses, given back with its settings:
+    // reset now rather than at the next gc.
+    std::vector<Reservation> leftovers;
+    for (const auto& g : outcome.grants) {
+        // One of an earlier boot was removed, not marked (retire_record).
+        const bool earlier_boot = g.replaced && !g.replaced->boot_id.empty() && !host.boot_id.empty() &&
+                                  g.replaced->boot_id != host.boot_id;
+        if (g.replaced && !g.replaced->vf_settings.empty() && !earlier_boot) {
+            leftovers.push_back(*g.replaced);
+            leftovers.back().reset_pending = true;
+        }
+    }
+    if (!leftovers.empty()) add_reset_notes(finish_resets(host, leftovers), setting_notes);
     // Before the guest runs: a refusal (on_error = fail) gives everything back.
     if (settings) {
         const auto made = apply_vf_settings(host, outcome.grants, plans);

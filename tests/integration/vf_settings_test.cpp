@@ -530,5 +530,25 @@ TEST_F(VfSettingsFlow, BadValuesAreRefusedBeforeAnythingIsReserved) {
     EXPECT_EQ(other.status, 0) << other.err;
 }
 
+TEST_F(VfSettingsFlow, ALeftoverTheVnicNoLongerUsesIsReset) {
+    // The VM died without after_vm_destroy and starts again on another VLAN:
+    // its old VF is given back (docs/design.md, "The choice rule"), reset.
+    ASSERT_TRUE(vdsm_.start_vm(make_domain({{kMac, "sriovnet", kTrusted}}), kVmId).ok);
+    const auto old_pci = vf("ens1f0", 0);
+    helper_.forget();
+    Props moved = kTrusted;
+    moved["vlan"] = "300";
+    const auto start = vdsm_.start_vm(make_domain({{kMac, "sriovnet", moved}}), kVmId);
+    ASSERT_TRUE(start.ok) << start.why;
+    const auto held = host_.reservations();
+    ASSERT_EQ(held.size(), 1u);
+    EXPECT_EQ(held[0].vlan, 300u);
+    const auto calls = helper_.calls();
+    ASSERT_EQ(calls.size(), 2u);
+    EXPECT_EQ(calls[0], "reset " + old_pci);
+    EXPECT_EQ(calls[1], apply_line(held[0].pci.to_string(), "trust=on max_tx_rate=1000 min_tx_rate=0"));
+    EXPECT_EQ(helper_.changed_vfs(), std::vector<std::string>{held[0].pci.to_string()});
+}
+
 }  // namespace
 }  // namespace sriovpt::test
