@@ -261,7 +261,8 @@ std::vector<std::pair<Reservation, std::string>> reclaim_stale(Host& host, Snaps
         // to reclaim from (finish_resets, vf_settings.hpp); one of an earlier
         // boot goes like any other.
         const bool resetting = it->record && awaits_reset(*it->record) &&
-                               !(staleness(*it->record, host.boot_id, now, 0, nullptr));
+                               (it->record->boot_id.empty() || host.boot_id.empty() ||
+                                it->record->boot_id == host.boot_id);
         const auto why = it->record && !spared(*it) && !resetting
                              ? staleness(*it->record, host.boot_id, now, config.reclaim_grace, running)
                              : std::nullopt;
