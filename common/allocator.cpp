@@ -375,6 +375,10 @@ std::vector<Grant> Allocator::reserve(const std::vector<VnicRequest>& requests) 
             }
             throw;
         }
+        pending_resets_.clear();
+        for (const auto& e : snapshot.entries) {
+            if (e.record && awaits_reset(*e.record)) pending_resets_.push_back(*e.record);
+        }
         return grants;
     });
 }

@@ -94,12 +94,18 @@ public:
     // VF is held by another vm_id+mac; nothing is written then.
     std::optional<Reservation> adopt(const Reservation& r);
 
+    // The records that the last successful `reserve` saw waiting for their
+    // VF's reset (retire_record), those it gave back itself included: the
+    // caller resets them (finish_resets) with the lock released.
+    const std::vector<Reservation>& pending_resets() const { return pending_resets_; }
+
     // Reclaims every stale record and removes leftover temporary files.
     // libvirt is asked with the lock released, as in reserve.
     GcReport collect_garbage(bool dry_run);
 
 private:
     Host& host_;
+    std::vector<Reservation> pending_resets_;
 };
 
 }  // namespace sriovpt

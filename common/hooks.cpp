@@ -135,13 +135,18 @@ void add_reset_notes(const ResetReport& report, std::vector<std::string>& notes)
     notes.insert(notes.end(), report.failed.begin(), report.failed.end());
 }
 
-// Allocator::reserve; when it fails, VFs whose records wait for their reset
-// (their holder's release could not reset them) may be why no VF is free:
-// they are reset, and the reservation tried once more.
+// Allocator::reserve, then the resets of every VF whose record waits for
+// one (a release that could not reset it; a leftover or a stale record
+// given back just now): they never delay the reservation, which they do not
+// touch, and cost nothing when there are none. When the reservation fails,
+// such VFs may be why no VF is free: they are reset first, and the
+// reservation tried once more.
 std::vector<Grant> reserve_resetting(Host& host, const std::vector<VnicRequest>& requests,
                                      std::vector<std::string>& notes) {
+    Allocator allocator(host);
+    std::vector<Grant> grants;
     try {
-        return Allocator(host).reserve(requests);
+        grants = allocator.reserve(requests);
     } catch (const Error&) {
         const auto first = std::current_exception();
         ResetReport report;
@@ -152,8 +157,10 @@ std::vector<Grant> reserve_resetting(Host& host, const std::vector<VnicRequest>&
         }
         if (report.done.empty()) std::rethrow_exception(first);
         add_reset_notes(report, notes);
+        grants = allocator.reserve(requests);
     }
-    return Allocator(host).reserve(requests);
+    add_reset_notes(finish_resets(host, allocator.pending_resets()), notes);
+    return grants;
 }
 
 // Reserves a VF for each vNIC and rewrites it; all or nothing.
@@ -174,22 +181,7 @@ HookOutcome pass_through(HookPoint hp, Host& host, const std::vector<Passthrough
         settings = settings || !plans.back().settings.empty();
     }
     std::vector<std::string> setting_notes;
-    // Only a start that runs the helper anyway retries resets left pending.
-    if (settings) add_reset_notes(retry_pending_resets(host), setting_notes);
     outcome.grants = reserve_resetting(host, requests, setting_notes);
-    // A leftover this vNIC no longer uses, given back with its settings:
-    // reset now rather than at the next gc.
-    std::vector<Reservation> leftovers;
-    for (const auto& g : outcome.grants) {
-        // One of an earlier boot was removed, not marked (retire_record).
-        const bool earlier_boot = g.replaced && !g.replaced->boot_id.empty() && !host.boot_id.empty() &&
-                                  g.replaced->boot_id != host.boot_id;
-        if (g.replaced && !g.replaced->vf_settings.empty() && !earlier_boot) {
-            leftovers.push_back(*g.replaced);
-            leftovers.back().reset_pending = true;
-        }
-    }
-    if (!leftovers.empty()) add_reset_notes(finish_resets(host, leftovers), setting_notes);
     // Before the guest runs: a refusal (on_error = fail) gives everything back.
     if (settings) {
         const auto made = apply_vf_settings(host, outcome.grants, plans);

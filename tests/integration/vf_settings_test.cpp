@@ -550,5 +550,26 @@ TEST_F(VfSettingsFlow, ALeftoverTheVnicNoLongerUsesIsReset) {
     EXPECT_EQ(helper_.changed_vfs(), std::vector<std::string>{held[0].pci.to_string()});
 }
 
+TEST_F(VfSettingsFlow, TheNextReservationRetriesAResetThatFailed) {
+    ASSERT_TRUE(vdsm_.start_vm(make_domain({{kMac, "sriovnet", kTrusted}}), kVmId).ok);
+    const auto pci = vf("ens1f0", 0);
+    helper_.fail("reset", 5);
+    EXPECT_EQ(vdsm_.destroy(make_domain({{kMac, "sriovnet", kTrusted}}), kVmId).calls.at(0).status, 1);
+    ASSERT_EQ(host_.reservations().size(), 1u);
+    helper_.heal();
+    helper_.forget();
+
+    // Another VM, no settings of its own, a free VF elsewhere: the pending
+    // reset is done after its reservation, outside the lock.
+    const auto other = make_domain({{"00:1a:4a:16:02:51", "sriovnet", {{"passthrough", "true"}}}}, kOtherVm, "vm2");
+    const auto start = vdsm_.start_vm(other, kOtherVm);
+    ASSERT_TRUE(start.ok) << start.why;
+    EXPECT_EQ(helper_.calls(), std::vector<std::string>{"reset " + pci});
+    const auto held = host_.reservations();
+    ASSERT_EQ(held.size(), 1u);
+    EXPECT_EQ(held[0].vm_id, kOtherVm);
+    EXPECT_NE(held[0].pci.to_string(), pci) << "not the VF that waited for its reset";
+}
+
 }  // namespace
 }  // namespace sriovpt::test
