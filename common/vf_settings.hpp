@@ -17,8 +17,7 @@
 // reset. Giving such a VF back marks its record "reset pending" under the
 // lock; the reset runs with the lock released; only when it succeeds does
 // the record go. Until then the record keeps the VF from being handed out,
-// and `gc`, every release and every reservation that finds no free VF retry
-// it.
+// and `gc` and every reservation retry it.
 #pragma once
 
 #include <sys/types.h>
