@@ -60,6 +60,36 @@ bool replace_if_same(Host& host, const Reservation& from, const Reservation& to)
     return false;
 }
 
+// The helper's arguments for making `settings` on the VF of `r`.
+std::vector<std::string> apply_args(const Reservation& r, const VfSettings& settings) {
+    std::vector<std::string> args{"apply", r.pci.to_string()};
+    for (auto& w : helper_words(settings)) args.push_back(std::move(w));
+    args.insert(args.end(), {"--vm-id", r.vm_id, "--mac", r.mac});
+    return args;
+}
+
+// Each setting of `s` alone (the rates as one: the kernel sets both).
+std::vector<VfSettings> one_by_one(const VfSettings& s) {
+    std::vector<VfSettings> out;
+    if (s.trust) out.emplace_back().trust = s.trust;
+    if (s.spoofchk) out.emplace_back().spoofchk = s.spoofchk;
+    if (s.max_tx_rate || s.min_tx_rate) {
+        auto& rate = out.emplace_back();
+        rate.max_tx_rate = s.max_tx_rate;
+        rate.min_tx_rate = s.min_tx_rate;
+    }
+    if (s.link_state) out.emplace_back().link_state = s.link_state;
+    return out;
+}
+
+void add_settings(VfSettings& to, const VfSettings& from) {
+    if (from.trust) to.trust = from.trust;
+    if (from.spoofchk) to.spoofchk = from.spoofchk;
+    if (from.max_tx_rate) to.max_tx_rate = from.max_tx_rate;
+    if (from.min_tx_rate) to.min_tx_rate = from.min_tx_rate;
+    if (from.link_state) to.link_state = from.link_state;
+}
+
 }  // namespace
 
 bool is_vf_setting_key(std::string_view key) {
@@ -371,10 +401,7 @@ std::vector<std::string> apply_vf_settings(Host& host, std::vector<Grant>& grant
                 fail("the record of ", vf_text(r), " changed while its settings were being made");
             r = wanted;
         }
-        std::vector<std::string> args{"apply", r.pci.to_string()};
-        for (auto& w : helper_words(plan.settings)) args.push_back(std::move(w));
-        args.insert(args.end(), {"--vm-id", r.vm_id, "--mac", r.mac});
-        const auto run = run_helper(host.config().vf_helper, args, host.lock_timeout());
+        const auto run = run_helper(host.config().vf_helper, apply_args(r, plan.settings), host.lock_timeout());
         const auto what = cat("VF settings ", describe_vf_settings(plan.settings), " for vNIC ", r.mac, " on ",
                               vf_text(r));
         if (run.ok()) {
@@ -391,12 +418,29 @@ std::vector<std::string> apply_vf_settings(Host& host, std::vector<Grant>& grant
                  problems.empty() ? std::string() : cat("; ", join(problems, "; ")));
         }
         if (run.changed_nothing()) {
-            // Started without them: the record says so, and the release will
-            // not run the helper for nothing.
-            Reservation without = r;
-            without.vf_settings = {};
-            if (replace_if_same(host, r, without)) r = without;
-            notes.push_back(cat(what, " not made; starting without them (on_error = warn): ", answer));
+            // The driver (exit 1) or the policy (exit 3) refused some: the
+            // others may still be made, one by one. Then the record says
+            // what the VF has, so the release resets only what was made.
+            VfSettings made;
+            std::vector<std::string> missing;
+            const auto groups = one_by_one(plan.settings);
+            for (const auto& one : groups) {
+                if (groups.size() == 1 || (run.status != 1 && run.status != 3)) {
+                    missing.push_back(describe_vf_settings(one));
+                    continue;
+                }
+                const auto alone = run_helper(host.config().vf_helper, apply_args(r, one), host.lock_timeout());
+                // One that may be partly made stays in the record: reset later.
+                if (alone.ok() || !alone.changed_nothing()) add_settings(made, one);
+                if (!alone.ok()) missing.push_back(describe_vf_settings(one));
+            }
+            Reservation kept = r;
+            kept.vf_settings = made;
+            if (replace_if_same(host, r, kept)) r = kept;
+            notes.push_back(cat("VF settings ", join(missing, " "), " for vNIC ", r.mac, " on ", vf_text(r),
+                                " not made; starting without ", missing.size() > 1 ? "them" : "it",
+                                made.empty() ? std::string() : cat(", with ", describe_vf_settings(made)),
+                                " (on_error = warn): ", answer));
         } else {
             notes.push_back(cat(what, " may be partly made; starting anyway (on_error = warn), the VF is reset when "
                                       "given back: ", answer));

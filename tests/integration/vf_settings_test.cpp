@@ -273,21 +273,46 @@ TEST_F(VfSettingsWarn, StartsWithoutTheSettingsAndSaysSo) {
     ASSERT_TRUE(start.ok) << start.why;
     const auto pci = vf("ens1f0", 0);
     EXPECT_NE(start.xml.find("<interface type=\"hostdev\""), std::string::npos);
-    EXPECT_NE(start.err().find("sriov-passthrough: before_vm_start: VF settings trust=on max_tx_rate=1000 min_tx_rate=0 "
-                               "for vNIC " + std::string(kMac) + " on VF " + pci +
-                               " (ens1f0 VF 0) not made; starting without them (on_error = warn): VF helper " +
+    EXPECT_NE(start.err().find("sriov-passthrough: before_vm_start: VF settings trust=on for vNIC " + std::string(kMac) +
+                               " on VF " + pci + " (ens1f0 VF 0) not made; starting without it, with max_tx_rate=1000 "
+                               "min_tx_rate=0 (on_error = warn): VF helper " +
                                helper_.path() + ": sriov-passthrough-vf-helper: VF " + pci +
                                " (stand-in PF VF 0): trust=on: Operation not supported by the driver\n"),
               std::string::npos)
         << start.err();
+    EXPECT_EQ(helper_.calls(), (std::vector<std::string>{apply_line(pci, "trust=on max_tx_rate=1000 min_tx_rate=0"),
+                                                         apply_line(pci, "trust=on"),
+                                                         apply_line(pci, "max_tx_rate=1000 min_tx_rate=0")}))
+        << "all at once, then one by one";
     const auto held = host_.reservations();
     ASSERT_EQ(held.size(), 1u);
-    EXPECT_TRUE(held[0].vf_settings.empty()) << "the record says the VF has none";
+    VfSettings rate_only;
+    rate_only.max_tx_rate = 1000;
+    rate_only.min_tx_rate = 0;
+    EXPECT_EQ(held[0].vf_settings, rate_only) << "the record says what the VF has";
 
     helper_.forget();
     ASSERT_TRUE(vdsm_.destroy(start.xml, kVmId).ok);
-    EXPECT_TRUE(helper_.calls().empty()) << "nothing to reset";
+    EXPECT_EQ(helper_.calls(), std::vector<std::string>{"reset " + pci});
     EXPECT_TRUE(host_.records().empty());
+}
+
+TEST_F(VfSettingsWarn, NoneMadeLeavesARecordWithoutSettings) {
+    helper_.fail("trust=on", 1);
+    const auto start = vdsm_.start_vm(make_domain({{kMac, "sriovnet", {{"passthrough", "true"}, {"vf_trust", "on"}}}}),
+                                      kVmId);
+    ASSERT_TRUE(start.ok) << start.why;
+    EXPECT_NE(start.err().find("VF settings trust=on for vNIC " + std::string(kMac) + " on VF " + vf("ens1f0", 0) +
+                               " (ens1f0 VF 0) not made; starting without it (on_error = warn): "),
+              std::string::npos)
+        << start.err();
+    EXPECT_EQ(helper_.calls().size(), 1u) << "a single setting is not tried twice";
+    const auto held = host_.reservations();
+    ASSERT_EQ(held.size(), 1u);
+    EXPECT_TRUE(held[0].vf_settings.empty());
+    helper_.forget();
+    ASSERT_TRUE(vdsm_.destroy(start.xml, kVmId).ok);
+    EXPECT_TRUE(helper_.calls().empty()) << "nothing to reset";
 }
 
 TEST_F(VfSettingsFlow, AMissingHelperIsAClearErrorAndHoldsNothing) {
