@@ -118,8 +118,9 @@ struct VfPlan {
 // on_error = warn, per VF left without its settings). With on_error = fail a
 // refusal throws Error naming the vNIC, the VF, the PF and the helper's
 // answer, after every grant this call created is given back and every VF it
-// changed is reset: nothing is held. The grants' records are kept in step
-// (a VF left without its settings gets a record without them).
+// changed is reset: nothing is held. With on_error = warn, settings the
+// driver or the policy refused are left out one by one and the others made;
+// the grants' records are kept in step (they say what each VF has).
 std::vector<std::string> apply_vf_settings(Host& host, std::vector<Grant>& grants, const std::vector<VfPlan>& plans);
 
 // Gives back the records `grants` created (a before_* hook failed after
