@@ -423,7 +423,9 @@ std::optional<Reservation> Allocator::adopt(const Reservation& r) {
     const auto lock = store.lock();
     for (const auto& e : store.load()) {
         if (e.record && e.record->pci == r.pci) {
-            if (e.record->vm_id == r.vm_id && e.record->mac == r.mac) return std::nullopt;
+            // A record that waits for its VF's reset is nobody's to adopt:
+            // the reset would undo what the new holder's settings need.
+            if (e.record->vm_id == r.vm_id && e.record->mac == r.mac && !awaits_reset(*e.record)) return std::nullopt;
             return e.record;
         }
         if (e.pci == r.pci) fail("the record of VF ", r.pci.to_string(), " is damaged: ", e.problem);
