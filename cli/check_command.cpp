@@ -10,6 +10,7 @@
 #include "error.hpp"
 #include "placement.hpp"
 #include "text.hpp"
+#include "vf_settings.hpp"
 
 namespace sriovpt::cli {
 
@@ -102,6 +103,18 @@ void check_store(Host& host, Findings& out) {
     }
 }
 
+// The privileged helper for VF settings (vf_settings.hpp says what it checks).
+void check_vf_helper(Host& host, Findings& out) {
+    for (const auto& line : sriovpt::check_vf_helper(host)) {
+        if (line.rfind("ok: ", 0) == 0)
+            out.ok(line.substr(4));
+        else if (line.rfind("warning: ", 0) == 0)
+            out.warning(line.substr(9));
+        else
+            out.problem(line.substr(line.find(": ") + 2));
+    }
+}
+
 void check_libvirt(Host& host, const Config& config, Findings& out) {
     if (!config.libvirt_enabled()) {
         out.warning("libvirt_uri = none: only reservations from an earlier boot can be reclaimed");
@@ -127,6 +140,7 @@ Findings check_host(Host& host) {
     out.ok(config->path.empty() ? "no configuration file; all defaults" : cat("configuration ", config->path, " parses"));
     check_pools(host, *config, out);
     check_store(host, out);
+    check_vf_helper(host, out);
     check_libvirt(host, *config, out);
     return out;
 }

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <map>
 #include <new>
 
 #include "allocator.hpp"
@@ -14,6 +15,8 @@
 #include "log.hpp"
 #include "status_format.hpp"
 #include "text.hpp"
+#include "vf_readback.hpp"
+#include "vf_settings.hpp"
 
 namespace po = boost::program_options;
 using namespace sriovpt;
@@ -80,6 +83,21 @@ void use_config(const std::string& path) {
     ::setenv(kConfigEnvVar, path.c_str(), 1);
 }
 
+// Each held VF's settings as the kernel reports them, where it knows the PF
+// (one question per PF); otherwise what the record asked stands.
+void read_back_vf_settings(HostStatus& status) {
+    std::map<std::string, std::map<unsigned, VfSettings>> by_pf;
+    for (auto& s : status.vfs) {
+        if (!s.holder) continue;
+        auto it = by_pf.find(s.vf.pf);
+        if (it == by_pf.end()) it = by_pf.emplace(s.vf.pf, cli::kernel_vf_settings(s.vf.pf)).first;
+        if (const auto vf = it->second.find(s.vf.index); vf != it->second.end()) {
+            s.settings = vf->second;
+            s.settings_from = "kernel";
+        }
+    }
+}
+
 int status_command(const std::vector<std::string>& args) {
     po::options_description desc("status options");
     desc.add_options()("json", "print JSON instead of a table")(
@@ -87,7 +105,8 @@ int status_command(const std::vector<std::string>& args) {
     const auto vm = parse(args, desc, "status [--json] [--no-libvirt]");
     if (!vm) return 0;
     Host host;
-    const auto status = collect_status(host, !vm->count("no-libvirt"));
+    auto status = collect_status(host, !vm->count("no-libvirt"));
+    read_back_vf_settings(status);
     std::cout << (vm->count("json") ? cli::format_status_json(status) : cli::format_status_table(status));
     return 0;
 }
@@ -118,6 +137,13 @@ int run_command(const std::vector<std::string>& args) {
     return cli::run_hook_command(o);
 }
 
+// Prints what finish_resets did; 1 when a VF could not be reset.
+int report_resets(const ResetReport& report) {
+    for (const auto& line : report.done) std::cout << line << "\n";
+    for (const auto& line : report.failed) std::cerr << "sriov-passthrough: " << printable(line, kMaxLineBytes) << "\n";
+    return report.failed.empty() ? 0 : 1;
+}
+
 int release_command(const std::vector<std::string>& args) {
     po::options_description desc("release options");
     std::string vm_id, mac, vf;
@@ -133,7 +159,7 @@ int release_command(const std::vector<std::string>& args) {
         const auto pci = PciAddress::parse(vf);
         if (!pci) throw Usage(cat("--vf ", quoted(vf), " is not a PCI address like 0000:3b:02.1"));
         std::cout << (allocator.release_vf(*pci) ? "released VF " : "no reservation for VF ") << pci->to_string() << "\n";
-        return 0;
+        return report_resets(retry_pending_resets(host));
     }
     const auto id = normalize_uuid(vm_id);
     if (!id) throw Usage(vm->count("vm-id") ? cat("--vm-id ", quoted(vm_id), " is not a UUID") : "--vm-id or --vf is required");
@@ -146,7 +172,7 @@ int release_command(const std::vector<std::string>& args) {
     for (const auto& r : released)
         std::cout << released_line(r) << "\n";
     if (released.empty()) std::cout << "VM " << *id << (only ? " vNIC " + *only : "") << " holds no VF\n";
-    return 0;
+    return report_resets(finish_resets(host, released));
 }
 
 int gc_command(const std::vector<std::string>& args) {
@@ -163,7 +189,17 @@ int gc_command(const std::vector<std::string>& args) {
     for (const auto& t : report.temporaries) std::cout << "removed leftover " << t << "\n";
     for (const auto& n : report.notes) std::cout << "note: " << n << "\n";
     if (report.reclaimed.empty()) std::cout << "nothing to reclaim\n";
-    return 0;
+    if (dry) {
+        for (const auto& e : host.store().load()) {
+            if (e.record && awaits_reset(*e.record))
+                std::cout << "would reset VF " << e.record->pci.to_string() << " ("
+                          << describe_vf_settings(e.record->vf_settings) << ")\n";
+        }
+        return 0;
+    }
+    // Records reclaimed just now with settings, and those whose reset failed
+    // before: their VFs are reset, then given back.
+    return report_resets(retry_pending_resets(host));
 }
 
 int check(const std::vector<std::string>& args) {

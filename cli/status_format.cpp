@@ -20,6 +20,7 @@ std::string_view vf_state_name(VfState s) {
         case VfState::assigned: return "foreign (bound to vfio-pci without a reservation)";
         case VfState::host_up: return "foreign (host netdev up)";
         case VfState::in_domain: return "foreign (used by a libvirt domain)";
+        case VfState::resetting: return "reset pending";
     }
     return "?";
 }
@@ -31,6 +32,7 @@ std::string_view state_key(VfState s) {
         case VfState::assigned: return "foreign-assigned";
         case VfState::host_up: return "foreign-netdev-up";
         case VfState::in_domain: return "foreign-domain";
+        case VfState::resetting: return "reset-pending";
         default: return vf_state_name(s);
     }
 }
@@ -41,6 +43,18 @@ std::string numa_nodes_json(const std::optional<std::set<int>>& nodes) {
     std::string out = "[";
     for (const int n : *nodes) out += cat(out.size() > 1 ? ", " : "", n);
     return out + "]";
+}
+
+// {"trust": "on", "max_tx_rate": 1000, ...}: what is known, nothing else.
+std::string settings_json(const VfSettings& s) {
+    std::vector<std::string> parts;
+    const auto on_off = [](bool on) { return json_string(on ? "on" : "off"); };
+    if (s.trust) parts.push_back(cat("\"trust\": ", on_off(*s.trust)));
+    if (s.spoofchk) parts.push_back(cat("\"spoofchk\": ", on_off(*s.spoofchk)));
+    if (s.max_tx_rate) parts.push_back(cat("\"max_tx_rate\": ", *s.max_tx_rate));
+    if (s.min_tx_rate) parts.push_back(cat("\"min_tx_rate\": ", *s.min_tx_rate));
+    if (s.link_state) parts.push_back(cat("\"link_state\": ", json_string(*s.link_state)));
+    return "{" + join(parts, ", ") + "}";
 }
 
 }  // namespace
@@ -92,7 +106,9 @@ std::string format_status_json(const HostStatus& status) {
         out += cat(", \"state\": ", json_string(state_key(s.state)),
                    ", \"netdev\": ", vf.netdev.empty() ? std::string("null") : json_string(vf.netdev),
                    ", \"iommu_group\": ", vf.iommu_group ? std::to_string(*vf.iommu_group) : std::string("null"),
-                   ", \"note\": ", s.note.empty() ? std::string("null") : json_string(s.note), "}");
+                   ", \"note\": ", s.note.empty() ? std::string("null") : json_string(s.note),
+                   ", \"vf_settings\": ", s.settings ? settings_json(*s.settings) : std::string("null"),
+                   ", \"vf_settings_from\": ", s.settings ? json_string(s.settings_from) : std::string("null"), "}");
     }
     out += first ? "]" : "\n]";
     out += ", \"pfs\": [";
@@ -143,6 +159,11 @@ std::string format_status_table(const HostStatus& status) {
             out += cat(pf.name, ": SR-IOV PF with no VFs enabled (sriov_numvfs 0 of ", pf.total_vfs, ")\n");
     }
     if (status.pfs.empty()) out += "(no SR-IOV PF found)\n";
+    for (const auto& s : status.vfs) {
+        if (s.settings)
+            out += cat("VF ", s.vf.pci.to_string(), " (", s.vf.pf, " VF ", s.vf.index, ") settings: ",
+                       describe_vf_settings(*s.settings), " (from the ", s.settings_from, ")\n");
+    }
     for (const auto& note : status.notes) out += "note: " + printable(note, 4096) + "\n";
     return out;
 }

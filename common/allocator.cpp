@@ -6,6 +6,7 @@
 
 #include "error.hpp"
 #include "text.hpp"
+#include "vf_settings.hpp"
 
 namespace sriovpt {
 
@@ -100,7 +101,9 @@ struct Snapshot {
     }
     const Reservation* find(const std::string& vm_id, const std::string& mac) const {
         for (const auto& e : entries) {
-            if (e.record && e.record->vm_id == vm_id && e.record->mac == mac) return &*e.record;
+            // A record that waits for its VF's reset is no longer the vNIC's.
+            if (e.record && e.record->vm_id == vm_id && e.record->mac == mac && !awaits_reset(*e.record))
+                return &*e.record;
         }
         return nullptr;
     }
@@ -273,15 +276,28 @@ std::vector<std::pair<Reservation, std::string>> reclaim_stale(Host& host, Snaps
     std::vector<std::pair<Reservation, std::string>> reclaimed;
     auto& entries = snapshot.entries;
     for (auto it = entries.begin(); it != entries.end();) {
-        const auto why = it->record && !spared(*it)
+        // A record already given back and waiting for its reset has no holder
+        // to reclaim from (finish_resets, vf_settings.hpp); one of an earlier
+        // boot goes like any other.
+        const bool resetting = it->record && awaits_reset(*it->record) &&
+                               (it->record->boot_id.empty() || host.boot_id.empty() ||
+                                it->record->boot_id == host.boot_id);
+        const auto why = it->record && !spared(*it) && !resetting
                              ? staleness(*it->record, host.boot_id, now, config.reclaim_grace, running)
                              : std::nullopt;
         if (!why) {
             ++it;
             continue;
         }
-        if (!dry_run) host.store().remove(it->record->pci);
         reclaimed.emplace_back(*it->record, *why);
+        if (!dry_run) {
+            // A VF with settings stays blocked, its record marked, until reset.
+            if (const auto kept = retire_record(host.store(), *it->record, host.boot_id); kept && kept->reset_pending) {
+                it->record = *kept;
+                ++it;
+                continue;
+            }
+        }
         it = entries.erase(it);
     }
     return reclaimed;
@@ -319,8 +335,10 @@ std::vector<Grant> Allocator::reserve(const std::vector<VnicRequest>& requests) 
                         // the vNIC is being started now), then a VF is
                         // planned afresh, possibly the same one.
                         const auto old = *held;
-                        store.remove(old.pci);
+                        const auto kept = retire_record(store, old, host_.boot_id);
                         snapshot.erase(old.pci);
+                        if (kept && kept->reset_pending)
+                            snapshot.entries.push_back(RecordEntry{ReservationStore::file_name(old.pci), old.pci, kept, ""});
                         replaced.insert_or_assign({req.vm_id, req.mac}, old);
                     }
                     std::vector<PfTally> tallies;
@@ -354,6 +372,7 @@ std::vector<Grant> Allocator::reserve(const std::vector<VnicRequest>& requests) 
                         r.boot_id = host_.boot_id;
                         r.created = host_.now();
                         r.origin = req.origin;
+                        r.vf_settings = req.vf_settings;
                         const bool created = store.create(r);
                         // A record under the lock that we did not see means
                         // someone wrote without it; skip that VF either way.
@@ -375,6 +394,10 @@ std::vector<Grant> Allocator::reserve(const std::vector<VnicRequest>& requests) 
             }
             throw;
         }
+        pending_resets_.clear();
+        for (const auto& e : snapshot.entries) {
+            if (e.record && awaits_reset(*e.record)) pending_resets_.push_back(*e.record);
+        }
         return grants;
     });
 }
@@ -390,7 +413,7 @@ void Allocator::undo(const std::vector<Grant>& grants) {
         if (!g.created) continue;
         const auto same = std::any_of(snapshot.entries.begin(), snapshot.entries.end(),
                                       [&](const auto& e) { return e.record && *e.record == g.reservation; });
-        if (same) store.remove(g.reservation.pci);
+        if (same) retire_record(store, g.reservation, host_.boot_id);
     }
 }
 
@@ -400,7 +423,7 @@ std::vector<Reservation> Allocator::release(const std::string& vm_id, const std:
     std::vector<Reservation> released;
     for (const auto& e : store.load()) {
         if (!e.record || e.record->vm_id != vm_id || (mac && e.record->mac != *mac)) continue;
-        if (store.remove(e.record->pci)) released.push_back(*e.record);
+        if (auto gone = retire_record(store, *e.record, host_.boot_id)) released.push_back(std::move(*gone));
     }
     return released;
 }
@@ -408,6 +431,9 @@ std::vector<Reservation> Allocator::release(const std::string& vm_id, const std:
 bool Allocator::release_vf(const PciAddress& pci) {
     auto& store = host_.store();
     const auto lock = store.lock();
+    for (const auto& e : store.load()) {
+        if (e.record && e.record->pci == pci) return retire_record(store, *e.record, host_.boot_id).has_value();
+    }
     return store.remove(pci);
 }
 
@@ -416,7 +442,9 @@ std::optional<Reservation> Allocator::adopt(const Reservation& r) {
     const auto lock = store.lock();
     for (const auto& e : store.load()) {
         if (e.record && e.record->pci == r.pci) {
-            if (e.record->vm_id == r.vm_id && e.record->mac == r.mac) return std::nullopt;
+            // A record that waits for its VF's reset is nobody's to adopt:
+            // the reset would undo what the new holder's settings need.
+            if (e.record->vm_id == r.vm_id && e.record->mac == r.mac && !awaits_reset(*e.record)) return std::nullopt;
             return e.record;
         }
         if (e.pci == r.pci) fail("the record of VF ", r.pci.to_string(), " is damaged: ", e.problem);

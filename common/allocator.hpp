@@ -31,6 +31,7 @@ struct VnicRequest {
     NumaPolicy numa = NumaPolicy::ignore;
     std::set<int> vm_nodes;
     std::vector<int> pf_nodes;      // the node of each PF of `pfs` when read already (else read here)
+    VfSettings vf_settings;         // written in the record before the helper makes them
 };
 
 struct Grant {
@@ -79,11 +80,16 @@ public:
     // hooks from the lock.
     std::vector<Grant> reserve(const std::vector<VnicRequest>& requests);
 
-    // Removes the records that `reserve` created (undo after a later failure).
+    // Gives back the records that `reserve` created (undo after a later
+    // failure). Here and in release, release_vf and reclaiming, a record
+    // with VF settings is not removed but marked reset-pending
+    // (retire_record, vf_settings.hpp): the caller resets the VF with
+    // finish_resets.
     void undo(const std::vector<Grant>& grants);
 
     // Gives back what vm_id holds (only `mac`'s VF when given). Releasing
-    // what is not held succeeds and returns nothing.
+    // what is not held succeeds and returns nothing. The records returned
+    // that are reset_pending still wait for finish_resets.
     std::vector<Reservation> release(const std::string& vm_id, const std::optional<std::string>& mac = {});
 
     // Gives back one VF whatever holds it, even a damaged record. True if
@@ -95,12 +101,18 @@ public:
     // VF is held by another vm_id+mac; nothing is written then.
     std::optional<Reservation> adopt(const Reservation& r);
 
+    // The records that the last successful `reserve` saw waiting for their
+    // VF's reset (retire_record), those it gave back itself included: the
+    // caller resets them (finish_resets) with the lock released.
+    const std::vector<Reservation>& pending_resets() const { return pending_resets_; }
+
     // Reclaims every stale record and removes leftover temporary files.
     // libvirt is asked with the lock released, as in reserve.
     GcReport collect_garbage(bool dry_run);
 
 private:
     Host& host_;
+    std::vector<Reservation> pending_resets_;
 };
 
 }  // namespace sriovpt

@@ -91,8 +91,18 @@ void apply_network_key(Config& config, const std::string& network, const std::st
         pool.vlan = with_context(where, [&] { return parse_vlan(value); });
     } else if (key == "numa") {
         pool.numa = parse_numa(where, value);
+    } else if (is_vf_setting_key(key)) {
+        try {
+            set_vf_setting(pool.vf, key, value);
+        } catch (const Error& e) {
+            fail("[network.", network, "] ", e.what());
+        }
+    } else if (key == "on_error") {
+        pool.on_error = with_context(where, [&] { return parse_on_error(value); });
     } else {
-        fail("unknown key ", quoted(key), " in [network.", network, "] (allowed: pfs, vlan, numa)");
+        fail("unknown key ", quoted(key), " in [network.", network,
+             "] (allowed: pfs, vlan, numa, vf_trust, vf_spoofchk, vf_max_tx_rate, vf_min_tx_rate, vf_link_state, "
+             "on_error)");
     }
 }
 
@@ -112,6 +122,8 @@ void apply_key(Config& config, const std::string& key, const std::string& value)
         config.check_domains = parse_bool(key, value);
     } else if (key == "numa") {
         config.numa = parse_numa(key, value);
+    } else if (key == "vf_helper") {
+        config.vf_helper = parse_absolute_path(key, value);
     } else if (key.rfind("network.", 0) == 0) {
         const auto rest = key.substr(std::strlen("network."));
         const auto dot = rest.rfind('.');
@@ -120,7 +132,7 @@ void apply_key(Config& config, const std::string& key, const std::string& value)
     } else {
         fail("unknown key ", quoted(key),
              " (allowed: sysfs_root, state_dir, libvirt_uri, lock_timeout, reclaim_grace, "
-             "check_domains, numa, and [network.NAME] sections with pfs, vlan and numa)");
+             "check_domains, numa, vf_helper, and [network.NAME] sections)");
     }
 }
 
@@ -190,6 +202,7 @@ Config parse_config(std::string_view text, const std::string& name) {
         }
         for (const auto& [network, pool] : config.networks) {
             if (pool.pfs.empty()) fail("[network.", network, "] has no 'pfs' list");
+            with_context(cat("[network.", network, "]"), [&] { effective_vf_settings({}, pool.vf); });
         }
         return config;
     });

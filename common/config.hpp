@@ -8,30 +8,39 @@
 //   reclaim_grace = 300               # seconds a fresh reservation is never reclaimed
 //   check_domains = no                # also ask libvirt whether a free-looking VF is in use
 //   numa = preferred                  # required | preferred | ignore, for every network
+//   vf_helper = /usr/libexec/sriov-passthrough/sriov-passthrough-vf-helper
 //   [network.sriovnet]
 //   pfs = ens1f0, ens1f1
 //   vlan = 100
 //   numa = required                   # this network's NUMA policy
+//   vf_trust = on                     # and vf_spoofchk, vf_max_tx_rate, vf_min_tx_rate,
+//                                     # vf_link_state: defaults for the network's vNICs
+//   on_error = fail                   # or warn: start without settings the helper cannot make
 #pragma once
 
-#include <string_view>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "placement.hpp"
+#include "vf_settings.hpp"
 
 namespace sriovpt {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/vdsm/hooks/sriov_passthrough.conf";
 inline constexpr const char* kConfigEnvVar = "SRIOV_PASSTHROUGH_CONF";
+// Where the RPM installs the VF helper (helper/CMakeLists.txt).
+inline constexpr const char* kDefaultVfHelper = "/usr/libexec/sriov-passthrough/sriov-passthrough-vf-helper";
 
 struct NetworkPool {
     std::string name;               // the oVirt network = the bridge in <source bridge=...>
     std::vector<std::string> pfs;   // PF net devices, in the order the operator wrote them
     std::optional<unsigned> vlan;   // default VLAN tag for vNICs on this network
     std::optional<NumaPolicy> numa; // unset: Config::numa
+    VfSettings vf;                  // default VF settings for its vNICs (vf_settings.hpp)
+    OnError on_error = OnError::fail;   // when the helper cannot make them
 };
 
 struct Config {
@@ -42,6 +51,7 @@ struct Config {
     unsigned reclaim_grace = 300;   // seconds
     bool check_domains = false;
     NumaPolicy numa = kDefaultNumaPolicy;  // for networks without their own `numa`
+    std::string vf_helper = kDefaultVfHelper;   // the privileged helper for VF settings
     std::map<std::string, NetworkPool> networks;
     std::string path;               // the file read; empty when defaults were used
 

@@ -11,6 +11,7 @@
 #include "placement.hpp"
 #include "rewrite.hpp"
 #include "text.hpp"
+#include "vf_settings.hpp"
 
 namespace sriovpt {
 
@@ -108,6 +109,7 @@ VnicRequest plan_request(const Config& config, const PassthroughVnic& p, const s
                  config.path.empty() ? std::string(kDefaultConfigPath) : config.path,
                  " or set the sriov_pf property)");
         }
+        req.vf_settings = effective_vf_settings(p.props.vf, pool ? pool->vf : VfSettings{});
         return req;
     });
 }
@@ -198,6 +200,45 @@ std::string numa_fallback_text(Host& host, const VnicRequest& req, const Reserva
 
 // --- end NUMA placement ---
 
+// What the helper is to make on the VF of `req`, and what a refusal does.
+VfPlan vf_plan(const Config& config, const VnicRequest& req) {
+    const auto* pool = config.network(req.network);
+    return {req.vf_settings, pool ? pool->on_error : OnError::fail};
+}
+
+void add_reset_notes(const ResetReport& report, std::vector<std::string>& notes) {
+    notes.insert(notes.end(), report.done.begin(), report.done.end());
+    notes.insert(notes.end(), report.failed.begin(), report.failed.end());
+}
+
+// Allocator::reserve, then the resets of every VF whose record waits for
+// one (a release that could not reset it; a leftover or a stale record
+// given back just now): they never delay the reservation, which they do not
+// touch, and cost nothing when there are none. When the reservation fails,
+// such VFs may be why no VF is free: they are reset first, and the
+// reservation tried once more.
+std::vector<Grant> reserve_resetting(Host& host, const std::vector<VnicRequest>& requests,
+                                     std::vector<std::string>& notes) {
+    Allocator allocator(host);
+    std::vector<Grant> grants;
+    try {
+        grants = allocator.reserve(requests);
+    } catch (const Error&) {
+        const auto first = std::current_exception();
+        ResetReport report;
+        try {
+            report = retry_pending_resets(host);
+        } catch (const Error&) {
+            std::rethrow_exception(first);
+        }
+        if (report.done.empty()) std::rethrow_exception(first);
+        add_reset_notes(report, notes);
+        grants = allocator.reserve(requests);
+    }
+    add_reset_notes(finish_resets(host, allocator.pending_resets()), notes);
+    return grants;
+}
+
 // Reserves a VF for each vNIC and rewrites it; all or nothing.
 HookOutcome pass_through(HookPoint hp, Host& host, const std::vector<PassthroughVnic>& vnics,
                          const std::string& vm_id, const PlacementSource& placement) {
@@ -205,15 +246,25 @@ HookOutcome pass_through(HookPoint hp, Host& host, const std::vector<Passthrough
     if (vnics.empty()) return outcome;
     std::set<std::string> macs;
     std::vector<VnicRequest> requests;
+    std::vector<VfPlan> plans;
+    bool settings = false;
     for (const auto& p : vnics) {
         check_passthrough_vnic(p.vnic);
         if (p.props.failover) with_context(vnic_label(p.vnic), [&] { check_failover_member(p.vnic.node); });
         if (!macs.insert(p.vnic.mac).second) fail("two vNICs have the MAC ", p.vnic.mac);
         requests.push_back(plan_request(host.config(), p, vm_id, hp));
+        plans.push_back(vf_plan(host.config(), requests.back()));
+        settings = settings || !plans.back().settings.empty();
     }
     std::vector<std::string> numa_notes;
     place_requests(host, vnics, requests, placement, numa_notes);
-    outcome.grants = Allocator(host).reserve(requests);
+    std::vector<std::string> setting_notes;
+    outcome.grants = reserve_resetting(host, requests, setting_notes);
+    // Before the guest runs: a refusal (on_error = fail) gives everything back.
+    if (settings) {
+        const auto made = apply_vf_settings(host, outcome.grants, plans);
+        setting_notes.insert(setting_notes.end(), made.begin(), made.end());
+    }
     for (size_t i = 0; i < vnics.size(); ++i) {
         const auto& r = outcome.grants[i].reservation;
         const VfBinding vf{r.pci, r.vlan};
@@ -231,8 +282,22 @@ HookOutcome pass_through(HookPoint hp, Host& host, const std::vector<Passthrough
         }
     }
     outcome.notes.insert(outcome.notes.end(), numa_notes.begin(), numa_notes.end());
+    outcome.notes.insert(outcome.notes.end(), setting_notes.begin(), setting_notes.end());
     outcome.xml_changed = true;
     return outcome;
+}
+
+// Resets the VFs of `released` that have settings; their lines go to
+// `outcome`. A reset that fails is this after_* hook's failure, in one line
+// with what was done.
+void finish_release(Host& host, const std::vector<Reservation>& released, HookOutcome& outcome) {
+    const auto report = finish_resets(host, released);
+    outcome.notes.insert(outcome.notes.end(), report.done.begin(), report.done.end());
+    if (!report.failed.empty()) {
+        auto problems = report.failed;
+        if (!outcome.notes.empty()) problems.push_back(cat("done: ", join(outcome.notes, "; ")));
+        fail(join(problems, "; "));
+    }
 }
 
 // Whether a vNIC's properties ask for anything of ours: passthrough or
@@ -366,8 +431,9 @@ HookOutcome release_vnic(Host& host, pugi::xml_document& doc, const HookEnv& env
     if (v.mac.empty()) fail("the <interface> has no valid <mac address> (", quoted(v.raw_mac), ")");
     const auto vm_id = require_vm_id(env, root);
     HookOutcome outcome;
-    for (const auto& r : Allocator(host).release(vm_id, v.mac))
-        outcome.notes.push_back(released_line(r));
+    const auto released = Allocator(host).release(vm_id, v.mac);
+    for (const auto& r : released) outcome.notes.push_back(released_line(r));
+    finish_release(host, released, outcome);
     return outcome;
 }
 
@@ -375,8 +441,9 @@ HookOutcome release_vnic(Host& host, pugi::xml_document& doc, const HookEnv& env
 HookOutcome release_vm(Host& host, pugi::xml_document& doc, const HookEnv& env) {
     const auto vm_id = require_vm_id(env, doc.child("domain"));
     HookOutcome outcome;
-    for (const auto& r : Allocator(host).release(vm_id))
-        outcome.notes.push_back(released_line(r));
+    const auto released = Allocator(host).release(vm_id);
+    for (const auto& r : released) outcome.notes.push_back(released_line(r));
+    finish_release(host, released, outcome);
     return outcome;
 }
 
@@ -482,6 +549,7 @@ HookOutcome before_migrate_destination(Host& host, pugi::xml_document& doc, cons
     if (arriving.empty()) return {};
     const auto vm_id = require_vm_id(env, root);
     std::vector<Reservation> records;
+    std::vector<VfPlan> plans;
     for (const auto& a : arriving) {
         const auto req = plan_request(host.config(), a.partner, vm_id, HookPoint::before_vm_migrate_destination);
         auto r = arriving_reservation(host, a.vf, a.pci, vm_id, HookPoint::before_vm_migrate_destination);
@@ -499,6 +567,8 @@ HookOutcome before_migrate_destination(Host& host, pugi::xml_document& doc, cons
                                   "; make the [network.", printable(req.network), "] sections of both hosts agree");
                      });
         r.network = req.network;
+        r.vf_settings = req.vf_settings;
+        plans.push_back(vf_plan(host.config(), req));
         records.push_back(std::move(r));
     }
     Allocator allocator(host);
@@ -507,7 +577,10 @@ HookOutcome before_migrate_destination(Host& host, pugi::xml_document& doc, cons
     for (const auto& r : records) {
         const auto holder = allocator.adopt(r);
         if (holder) {
-            allocator.undo(adopted);
+            // No setting made yet: given back without a reset.
+            std::set<PciAddress> untouched;
+            for (const auto& g : adopted) untouched.insert(g.reservation.pci);
+            undo_grants(host, adopted, untouched);
             fail("VM ", vm_id, " cannot arrive here: failover vNIC ", r.mac, " needs VF ", r.pci.to_string(),
                  " (the PCI address it has on the source), which is held here by vNIC ", holder->mac, " of VM ",
                  holder->vm_id);
@@ -516,6 +589,10 @@ HookOutcome before_migrate_destination(Host& host, pugi::xml_document& doc, cons
         outcome.notes.push_back(cat("recorded VF ", r.pci.to_string(), " (", r.pf, " VF ", r.vf_index,
                                     ") for arriving failover vNIC ", r.mac, " of VM ", vm_id));
     }
+    // Before libvirt hands the VF to the arriving guest; a refusal (on_error
+    // = fail) fails the migration with every VF given back and reset.
+    const auto made = apply_vf_settings(host, adopted, plans);
+    outcome.notes.insert(outcome.notes.end(), made.begin(), made.end());
     return outcome;
 }
 
@@ -531,7 +608,9 @@ std::string replug_failover_vf(Host& host, DeviceAttacher& attacher, const Passt
     if (req.numa != NumaPolicy::ignore)
         req.vm_nodes = vm_placement(p.vnic.node.parent().parent(), host.sysfs()).nodes;  // <domain>
     Allocator allocator(host);
-    const auto grants = allocator.reserve({req});
+    auto grants = allocator.reserve({req});
+    // Before the VF reaches the guest.
+    const auto made = apply_vf_settings(host, grants, {vf_plan(host.config(), req)});
     const auto& r = grants.front().reservation;
     pugi::xml_document device;
     append_failover_vf(device, p.vnic.node, VfBinding{r.pci, r.vlan});
@@ -541,11 +620,12 @@ std::string replug_failover_vf(Host& host, DeviceAttacher& attacher, const Passt
         fail("hot-plugging VF ", r.pci.to_string(), ": ", e.what(),
              "; the VF stays reserved for the vNIC, as it may still be attached");
     } catch (const Error& e) {
-        allocator.undo(grants);
-        fail("hot-plugging VF ", r.pci.to_string(), ": ", e.what());
+        const auto problems = undo_grants(host, grants);
+        fail("hot-plugging VF ", r.pci.to_string(), ": ", e.what(),
+             problems.empty() ? std::string() : cat("; ", join(problems, "; ")));
     }
     return cat("hot-plugged ", describe_grant(grants.front(), {}), " as the failover partner of the virtio vNIC ",
-               printable(p.vnic.alias));
+               printable(p.vnic.alias), made.empty() ? std::string() : cat("; ", join(made, "; ")));
 }
 
 // Whether the hostdev vNIC `v` of a domain is a VF of ours: its own

@@ -64,6 +64,15 @@ VnicProperties parse_properties(const PropertyLookup& lookup) {
         if (!props.numa)
             fail("property ", kPropNuma, "=", quoted(*v), " is not allowed (allowed: required, preferred or ignore)");
     }
+    for (const auto* name : {kPropVfTrust, kPropVfSpoofchk, kPropVfMaxTxRate, kPropVfMinTxRate, kPropVfLinkState}) {
+        if (const auto v = get(name)) {
+            try {
+                set_vf_setting(props.vf, name, *v);
+            } catch (const Error& e) {
+                fail("property ", e.what());  // "property vf_trust='x' is not allowed ...", as passthrough's
+            }
+        }
+    }
     return props;
 }
 

@@ -6,6 +6,8 @@
 //   sriov_pf    = PF[,PF...]      restrict the VF pool to these PFs
 //   failover    = true|false      keep the virtio vNIC and team a VF with it
 //   numa        = required|preferred|ignore   NUMA policy for the VF's PF (placement.hpp)
+//   vf_trust, vf_spoofchk, vf_max_tx_rate, vf_min_tx_rate, vf_link_state
+//                                 settings of the VF (vf_settings.hpp)
 //
 // A value outside its range is an error naming the property, the value and
 // what is allowed; never a silent default.
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "placement.hpp"
+#include "vf_settings.hpp"
 
 namespace sriovpt {
 
@@ -27,6 +30,7 @@ struct VnicProperties {
     std::optional<unsigned> vlan;
     std::vector<std::string> sriov_pf;
     std::optional<NumaPolicy> numa;   // unset: the network's, else the configuration's
+    VfSettings vf;                  // vf_trust, vf_spoofchk, vf_*_tx_rate, vf_link_state
 };
 
 // Returns the value of one property, or nullopt if it is not set.

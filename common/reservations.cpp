@@ -194,6 +194,23 @@ bool fits_v1(std::string_view value, bool dash_is_empty) {
 std::string format_record(const Reservation& r) {
     const bool v1 = fits_v1(r.pf, false) && fits_v1(r.vm_id, false) && fits_v1(r.mac, false) &&
                     fits_v1(r.network, true) && fits_v1(r.boot_id, true) && fits_v1(r.origin, true);
+    const bool v3 = !r.vf_settings.empty() || r.reset_pending;
+    if (v3) {
+        return cat(kMagic, " 3\n",
+                   "pci ", r.pci.to_string(), '\n',
+                   "pf ", encode_v2(r.pf), '\n',
+                   "vf_index ", r.vf_index, '\n',
+                   "vm_id ", encode_v2(r.vm_id), '\n',
+                   "mac ", encode_v2(r.mac), '\n',
+                   "network ", encode_v2(r.network), '\n',
+                   "vlan ", r.vlan ? std::to_string(*r.vlan) : "-", '\n',
+                   "boot_id ", encode_v2(r.boot_id), '\n',
+                   "created ", std::to_string(r.created), '\n',
+                   "origin ", encode_v2(r.origin), '\n',
+                   "vf_settings ", format_vf_settings(r.vf_settings), '\n',
+                   "vf_reset ", r.reset_pending ? "pending" : "-", '\n',
+                   "end\n");
+    }
     const auto text = [v1](const std::string& value) {
         if (!v1) return encode_v2(value);
         return value.empty() ? std::string("-") : value;
@@ -229,12 +246,13 @@ Reservation parse_record(std::string_view text) {
     int version = 0;
     if (version_text == "1") version = 1;
     if (version_text == "2") version = 2;
+    if (version_text == "3") version = 3;
     if (!version) {
         // Shown bounded: the line can be anything.
         const bool long_text = version_text.size() > 16;
         std::string shown;
         for (const char c : version_text.substr(0, 16)) shown += (c > 0x20 && c < 0x7f) ? c : '?';
-        fail("unknown record version ", shown, long_text ? "..." : "", " (this version reads versions 1 and 2)");
+        fail("unknown record version ", shown, long_text ? "..." : "", " (this version reads versions 1 to 3)");
     }
     if (lines.back() != "end") fail("truncated: no 'end' line");
 
@@ -259,7 +277,7 @@ Reservation parse_record(std::string_view text) {
     // encoded in version 2.
     const auto text_field = [&](std::string_view key, bool dash_is_empty) {
         auto value = take(key);
-        if (version == 2) return decode_v2(key, value);
+        if (version >= 2) return decode_v2(key, value);
         return dash_is_empty && value == "-" ? std::string() : value;
     };
 
@@ -290,6 +308,12 @@ Reservation parse_record(std::string_view text) {
     if (!created) fail("created is not a number");
     r.created = static_cast<std::int64_t>(*created);
     r.origin = text_field("origin", true);
+    if (version == 3) {
+        r.vf_settings = with_context("vf_settings", [&] { return parse_vf_settings(take("vf_settings")); });
+        const auto reset = take("vf_reset");
+        if (reset != "-" && reset != "pending") fail("vf_reset '", printable(reset), "' is not '-' or 'pending'");
+        r.reset_pending = reset == "pending";
+    }
     if (!fields.empty()) fail("unknown key '", fields.begin()->first, "'");
     return r;
 }
@@ -532,6 +556,32 @@ bool ReservationStore::create(const Reservation& r) {
     if (link_errno == EEXIST) return false;
     errno = link_errno;
     fail("creating ", dir_, "/", final_name, ": ", errno_text());
+}
+
+void ReservationStore::replace(const Reservation& r) {
+    static std::atomic<unsigned> counter{0};
+    const auto temp = cat(kTempPrefix, ::getpid(), "-r", counter++);
+    const auto final_name = file_name(r.pci);
+    ::unlinkat(dir_fd_, temp.c_str(), 0);
+    const int fd = ::openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | kOpenFlags, kFileMode);
+    if (fd < 0) fail("rewriting ", dir_, "/", final_name, ": ", errno_text());
+    try {
+        give_to_owner(fd, "a record");
+    } catch (...) {
+        ::close(fd);
+        ::unlinkat(dir_fd_, temp.c_str(), 0);
+        throw;
+    }
+    const bool written = write_all(fd, format_record(r)) && ::fdatasync(fd) == 0;
+    const int write_errno = errno;
+    ::close(fd);
+    // rename(2), not link: the record exists and is replaced as a whole.
+    if (!written || ::renameat(dir_fd_, temp.c_str(), dir_fd_, final_name.c_str()) != 0) {
+        const int e = written ? errno : write_errno;
+        ::unlinkat(dir_fd_, temp.c_str(), 0);
+        errno = e;
+        fail("rewriting ", dir_, "/", final_name, ": ", errno_text());
+    }
 }
 
 bool ReservationStore::remove(const PciAddress& pci) {

@@ -43,10 +43,21 @@
 // '!'..'~', and '%', is written %XX (two upper-case hex digits), and a value
 // of exactly "-" is written %2D. Any byte string round-trips.
 //
-// A record is written as version 1 whenever version 1 holds it exactly, so
-// the records of ordinary names stay readable by earlier releases (a
-// downgrade with VMs running); version 2 only for the names version 1 cannot
-// hold. Both versions are read.
+// Version 3 has version 2's lines and encoding, then two more before `end`
+// (vf_settings.hpp):
+//
+//   vf_settings trust=on,max_tx_rate=1000,min_tx_rate=0   (the VF settings asked
+//                         for the holder, written before the helper makes them;
+//                         the helper's words joined by commas)
+//   vf_reset pending      ("-" while the holder has the VF; "pending" once it
+//                         was given back and its settings wait to be reset)
+//
+// A record is written in the oldest version that holds it exactly, so the
+// records of ordinary names stay readable by earlier releases (a downgrade
+// with VMs running): version 1, else version 2 for the names version 1
+// cannot hold, and version 3 only for a VF with settings. An earlier release
+// reads a version 3 record as damaged, which keeps that VF from being
+// handed out with settings it cannot reset. All three versions are read.
 #pragma once
 
 #include <sys/types.h>
@@ -59,11 +70,12 @@
 #include <vector>
 
 #include "pci.hpp"
+#include "vf_settings.hpp"
 
 namespace sriovpt {
 
 // The newest record version this code reads and writes.
-inline constexpr int kRecordVersion = 2;
+inline constexpr int kRecordVersion = 3;
 
 struct Reservation {
     PciAddress pci;
@@ -76,18 +88,21 @@ struct Reservation {
     std::string boot_id;
     std::int64_t created = 0;
     std::string origin;   // the hook point (or command) that made it
+    VfSettings vf_settings;       // asked for the holder (version 3)
+    bool reset_pending = false;   // given back, its settings not reset yet (version 3)
 
     bool operator==(const Reservation&) const = default;
 };
 
-// The record of `r`: version 1 when it holds `r` exactly, else version 2.
+// The record of `r`: version 1 when it holds `r` exactly, else version 2;
+// version 3 when `r` has VF settings or a pending reset.
 std::string format_record(const Reservation& r);
 
 // The line that says a reservation was given back, for the hooks' stderr and
 // the command alike: "released VF 0000:3b:02.1 (ens1f0 VF 1) of vNIC ... of VM ...".
 std::string released_line(const Reservation& r);
 
-// Parses a record of version 1 or 2; throws Error saying what is wrong
+// Parses a record of version 1, 2 or 3; throws Error saying what is wrong
 // ("unknown record version 7 ...", "line 3: ...", "truncated: no 'end' line").
 Reservation parse_record(std::string_view text);
 
@@ -136,6 +151,11 @@ public:
     // Writes `r` as the record of its VF. Returns false (and writes nothing) if
     // the VF already has a record. Call with the lock held.
     bool create(const Reservation& r);
+
+    // Rewrites the existing record of r.pci as `r`, whole (a temporary file
+    // renamed over it): a reader, or a crash, sees the old record or the new
+    // one. Call with the lock held.
+    void replace(const Reservation& r);
 
     // Removes the record of `pci`; true if there was one.
     bool remove(const PciAddress& pci);

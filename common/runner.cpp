@@ -14,6 +14,7 @@
 #include "fd_io.hpp"
 #include "log.hpp"
 #include "text.hpp"
+#include "vf_settings.hpp"
 
 namespace sriovpt {
 
@@ -120,7 +121,9 @@ int run(HookPoint hp) {
                 // Whatever failed (a full disk, std::bad_alloc from the
                 // serialisation), the VFs just reserved go back.
                 try {
-                    Allocator(host).undo(outcome.grants);
+                    // Resetting what the helper made on them.
+                    for (const auto& line : undo_grants(host, outcome.grants))
+                        report(Severity::error, name, line);
                 } catch (const std::exception& undo_error) {
                     report(Severity::error, name,
                            cat("could not give back the VFs just reserved: ", message_of(undo_error, doing)));

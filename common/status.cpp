@@ -82,6 +82,14 @@ HostStatus collect_status(Host& host, bool ask_libvirt) {
                                                running ? &*running : nullptr);
                     s.state = why ? VfState::stale : VfState::held;
                     s.note = why.value_or("");
+                    if (!e.record->vf_settings.empty()) {
+                        s.settings = e.record->vf_settings;
+                        s.settings_from = "record";
+                    }
+                    if (e.record->reset_pending) {
+                        s.state = VfState::resetting;
+                        s.note = "given back; its VF settings wait for a reset (sriov-passthrough gc retries)";
+                    }
                 }
             } else if (is_assignment_driver(vf.driver)) {
                 s.state = VfState::assigned;

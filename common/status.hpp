@@ -20,6 +20,7 @@ enum class VfState {
     assigned,   // bound to vfio-pci/pci-stub without our record: not ours
     host_up,    // its host netdev is up: in use by the host
     in_domain,  // used by a running libvirt domain without our record
+    resetting,  // our record, given back, its VF settings not reset yet: never given
 };
 
 struct VfStatus {
@@ -31,6 +32,10 @@ struct VfStatus {
     // The holder's NUMA nodes (placement.hpp) from libvirt's live XML of its
     // VM, empty for a VM with no placement; nullopt when not known.
     std::optional<std::set<int>> holder_numa_nodes;
+    // The VF's settings (vf_settings.hpp): as the kernel reports them when it
+    // was asked (read_back_vf_settings), else as the record asked them.
+    std::optional<VfSettings> settings;
+    std::string settings_from;           // "kernel" or "record"
 };
 
 struct HostStatus {

@@ -171,11 +171,12 @@ TEST_F(BadInput, ConfigNamedButMissing) {
 
 TEST_F(BadInput, ConfigUnknownKey) {
     host_.write_config("[network.sriovnet]\npfs = ens1f0\nmtu = 9000\n");
-    expect_refused("configuration " + host_.conf_path() + ": unknown key 'mtu' in [network.sriovnet] (allowed: pfs, vlan, numa)");
+    expect_refused("configuration " + host_.conf_path() + ": unknown key 'mtu' in [network.sriovnet] (allowed: pfs, vlan, "
+                   "numa, vf_trust, vf_spoofchk, vf_max_tx_rate, vf_min_tx_rate, vf_link_state, on_error)");
     host_.write_config("lock_timout = 5\n[network.sriovnet]\npfs = ens1f0\n");
     expect_refused("configuration " + host_.conf_path() +
                    ": unknown key 'lock_timout' (allowed: sysfs_root, state_dir, libvirt_uri, lock_timeout, "
-                   "reclaim_grace, check_domains, numa, and [network.NAME] sections with pfs, vlan and numa)");
+                   "reclaim_grace, check_domains, numa, vf_helper, and [network.NAME] sections)");
 }
 
 TEST_F(BadInput, ConfigBadValue) {

@@ -334,5 +334,121 @@ TEST_F(VfHelperKernel, MalformedMessagesAreRefusedByTheParser) {
     EXPECT_EQ(answers, (std::vector<int>{EOPNOTSUPP, ERANGE, EINVAL}));
 }
 
+// The hooks and the real helper together (docs/design.md, "VF settings in
+// the hooks"): before_vm_start run as the hooks' user (nobody here) in the
+// namespace with the veth "PF", vf_helper pointing at the helper with its
+// file capability. The helper finds the record the hook wrote (version 3),
+// sends trust=on, and the kernel's EOPNOTSUPP comes back through the hook.
+class HooksWithTheRealHelper : public VfHelperFileCapability {
+protected:
+    void SetUp() override {
+        VfHelperFileCapability::SetUp();
+        if (IsSkipped()) return;
+        fs::create_directories(hooks_state());
+        ASSERT_EQ(::chown(hooks_state().c_str(), kNobody, kNobody), 0);
+        ::chmod(hooks_state().c_str(), 0750);
+        write_text(policy_path(), "user = " + std::to_string(kNobody) + "\npfs = " + kPf +
+                                      "\nallow = trust, spoofchk, rate, link_state\nrate_ceiling = 10000\n"
+                                      "sysfs_root = " + dir_.path() + "/sys\nstate_dir = " + hooks_state() + "\n");
+        ::chmod(policy_path().c_str(), 0644);
+        // vf_helper is one path; the tests' build of the helper takes its
+        // policy first. A script passes on no capability of its own: the
+        // exec of the helper is what grants it.
+        write_text(wrapper(), "#!/bin/sh\nexec " + helper_ + " --policy " + policy_path() + " \"$@\"\n");
+        ::chmod(wrapper().c_str(), 0755);
+    }
+    std::string hooks_state() const { return dir_.path() + "/hooks-state"; }
+    std::string wrapper() const { return dir_.path() + "/vf-helper"; }
+    std::string conf() const { return dir_.path() + "/hooks.conf"; }
+
+    void configure(const std::string& on_error, const std::string& extra = "") {
+        write_text(conf(), "sysfs_root = " + dir_.path() + "/sys\nstate_dir = " + hooks_state() +
+                               "\nlibvirt_uri = none\nvf_helper = " + wrapper() + "\n[network.sriovnet]\npfs = " + kPf +
+                               "\non_error = " + on_error + "\n" + extra);
+        ::chmod(conf().c_str(), 0644);
+    }
+
+    // before_vm_start over `xml` as the hooks' user, in the namespace.
+    HookRun start(const std::string& xml) {
+        // VDSM's temporary directory is its own: the runner writes beside the file.
+        const auto vdsm_tmp = dir_.path() + "/vdsm-tmp";
+        fs::create_directories(vdsm_tmp);
+        EXPECT_EQ(::chown(vdsm_tmp.c_str(), kNobody, kNobody), 0);
+        const auto path = vdsm_tmp + "/domxml";
+        write_text(path, xml);
+        EXPECT_EQ(::chown(path.c_str(), kNobody, kNobody), 0);
+        std::vector<std::string> argv = {"timeout", kCommandSeconds, "unshare", "-n", "--", "sh", "-c",
+                                         std::string("ip link add ") + kPf + " type veth peer name sriovpt1 && exec \"$@\"",
+                                         "sh"};
+        const auto as = as_user(kNobody);
+        argv.insert(argv.end(), as.begin(), as.end());
+        argv.push_back(hook_path("before_vm_start"));
+        const auto r = run_command(argv, {{"_hook_domxml", path}, {"SRIOV_PASSTHROUGH_CONF", conf()}});
+        return HookRun{r.status, r.output, read_text(path)};
+    }
+
+    std::vector<RecordEntry> records() const {
+        return ReservationStore(hooks_state(), std::chrono::seconds(1)).load();
+    }
+};
+
+TEST_F(HooksWithTheRealHelper, OnErrorFailRefusesWithTheKernelsAnswer) {
+    configure("fail");
+    const auto xml = make_domain({{kMac, "sriovnet", {{"passthrough", "true"}, {"vf_trust", "on"}}}});
+    const auto run = start(xml);
+    EXPECT_EQ(run.status, 2) << run.err;
+    EXPECT_EQ(run.xml, xml);
+    const auto vf0 = sysfs_->vf_pci(kPf, 0).to_string();
+    EXPECT_EQ(run.err, "sriov-passthrough: before_vm_start: VF settings trust=on for vNIC " + std::string(kMac) +
+                           " on VF " + vf0 + " (" + kPf + " VF 0) could not be made (on_error = fail; nothing is held): "
+                           "VF helper " + wrapper() + ": sriov-passthrough-vf-helper: VF " + vf0 + " (" + kPf +
+                           " VF 0): trust=on: Operation not supported by the driver\n");
+    EXPECT_TRUE(records().empty());
+}
+
+TEST_F(HooksWithTheRealHelper, OnErrorWarnStartsWithoutThem) {
+    configure("warn");
+    // Each is tried alone too; the veth has neither.
+    const auto run = start(make_domain(
+        {{kMac, "sriovnet", {{"passthrough", "true"}, {"vf_trust", "on"}, {"vf_link_state", "enable"}}}}));
+    EXPECT_EQ(run.status, 0) << run.err;
+    EXPECT_NE(run.err.find("VF settings trust=on link_state=enable for vNIC " + std::string(kMac) + " on VF " +
+                           sysfs_->vf_pci(kPf, 0).to_string() + " (" + kPf +
+                           " VF 0) not made; starting without them (on_error = warn)"),
+              std::string::npos)
+        << run.err;
+    EXPECT_NE(run.err.find("trust=on: Operation not supported by the driver"), std::string::npos) << run.err;
+    const auto held = records();
+    ASSERT_EQ(held.size(), 1u);
+    ASSERT_TRUE(held[0].record) << held[0].problem;
+    EXPECT_TRUE(held[0].record->vf_settings.empty());
+}
+
+TEST_F(HooksWithTheRealHelper, CheckSaysWhatTheHooksUserGets) {
+    configure("fail", "vf_trust = on\n");  // the network needs the helper: a problem, not a warning
+    const auto check = [&](bool no_new_privs) {
+        auto argv = as_user(kNobody, no_new_privs);
+        argv.insert(argv.begin(), {"timeout", kCommandSeconds});
+        argv.insert(argv.end(), {SRIOVPT_CLI, "--config", conf(), "check"});
+        return run_command(argv).output;
+    };
+    const auto plain = check(false);
+    EXPECT_NE(plain.find("ok: VF helper " + wrapper() + " run as this user: sriov-passthrough-vf-helper: ok:"),
+              std::string::npos)
+        << plain;
+    // Root's check asks as the hooks would: as the state directory's owner.
+    const auto as_root = run_command({"timeout", kCommandSeconds, SRIOVPT_CLI, "--config", conf(), "check"}).output;
+    EXPECT_NE(as_root.find("ok: VF helper " + wrapper() + " run as the hooks' user (uid 65534, the state directory's "
+                           "owner): sriov-passthrough-vf-helper: ok:"),
+              std::string::npos)
+        << as_root;
+    const auto nnp = check(true);
+    EXPECT_NE(nnp.find("PROBLEM: VF helper " + wrapper() + " run as this user: sriov-passthrough-vf-helper: the helper "
+                       "has no CAP_NET_ADMIN: its caller runs with NoNewPrivileges"),
+              std::string::npos)
+        << nnp;
+    EXPECT_NE(nnp.find("this process runs with no_new_privs (NoNewPrivileges=yes)"), std::string::npos) << nnp;
+}
+
 }  // namespace
 }  // namespace sriovpt::test

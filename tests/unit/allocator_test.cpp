@@ -602,3 +602,78 @@ TEST_F(AllocatorTest, VfsMissingFromSysfsAreCountedNotGiven) {
 
 }  // namespace
 }  // namespace sriovpt
+
+namespace sriovpt {
+namespace {
+
+// VF settings (docs/design.md, "VF settings in the hooks"): a record that
+// says its VF has settings is never simply removed.
+class AllocatorVfSettings : public AllocatorTest {
+protected:
+    VnicRequest trusted(const std::string& vm, const std::string& mac, std::vector<std::string> pfs = {"ens1f0", "ens1f1"}) {
+        auto req = vnic(vm, mac, std::move(pfs));
+        req.vf_settings.trust = true;
+        return req;
+    }
+};
+
+TEST_F(AllocatorVfSettings, TheRecordSaysTheSettingsFromTheStart) {
+    const auto grants = reserve({trusted(kVmA, "00:1a:4a:16:01:51")});
+    EXPECT_EQ(held().at(vf("ens1f0", 0)).vf_settings.trust, true);
+    EXPECT_EQ(grants[0].reservation.vf_settings.trust, true);
+}
+
+TEST_F(AllocatorVfSettings, ReleaseMarksInsteadOfRemovingAndNobodyGetsTheVf) {
+    reserve({trusted(kVmA, "00:1a:4a:16:01:51", {"ens1f0"})});
+    const auto released = Allocator(*host_).release(kVmA);
+    ASSERT_EQ(released.size(), 1u);
+    EXPECT_TRUE(released[0].reset_pending);
+    EXPECT_TRUE(held().at(vf("ens1f0", 0)).reset_pending) << "kept, marked";
+
+    // Neither the same vNIC nor another gets it while it waits.
+    Allocator allocator(*host_);
+    const auto again = allocator.reserve({vnic(kVmA, "00:1a:4a:16:01:51", {"ens1f0"})});
+    EXPECT_EQ(again[0].reservation.pci, vf("ens1f0", 1));
+    EXPECT_TRUE(again[0].created);
+    ASSERT_EQ(allocator.pending_resets().size(), 1u) << "reported for the caller to reset";
+    EXPECT_EQ(allocator.pending_resets()[0], held().at(vf("ens1f0", 0)));
+
+    // Giving it back again changes nothing; release_vf keeps it marked too.
+    EXPECT_EQ(Allocator(*host_).release(kVmA, std::string("00:1a:4a:16:01:51")).size(), 2u);
+    EXPECT_TRUE(Allocator(*host_).release_vf(vf("ens1f0", 0)));
+    EXPECT_TRUE(held().at(vf("ens1f0", 0)).reset_pending);
+}
+
+TEST_F(AllocatorVfSettings, UndoMarksTooButARecordWithoutSettingsGoes) {
+    const auto grants = reserve({trusted(kVmA, "00:1a:4a:16:01:51"), vnic(kVmA, "00:1a:4a:16:01:52")});
+    Allocator(*host_).undo(grants);
+    const auto left = held();
+    ASSERT_EQ(left.size(), 1u);
+    EXPECT_TRUE(left.begin()->second.reset_pending);
+    EXPECT_EQ(left.begin()->second.mac, "00:1a:4a:16:01:51");
+}
+
+TEST_F(AllocatorVfSettings, AStaleRecordWithSettingsIsMarkedNotReclaimedAndAnEarlierBootsGoes) {
+    config_.networks["sriovnet"].pfs = {"ens1f0"};
+    reset_host();
+    for (int i = 1; i <= 4; ++i) reserve({trusted(kVmA, "00:1a:4a:16:01:5" + std::to_string(i), {"ens1f0"})});
+    now_ += 1000;
+    libvirt_.running = {};
+    reset_host();
+    const auto why = reserve_error({vnic(kVmB, "00:1a:4a:16:02:01", {"ens1f0"})});
+    EXPECT_NE(why.find("no free VF (all 4 VFs of ens1f0 are held)"), std::string::npos)
+        << "stale, but waiting for a reset: " << why;
+    for (const auto& [pci, r] : held()) EXPECT_TRUE(r.reset_pending) << pci.to_string();
+
+    // gc finds nothing more to reclaim from them.
+    EXPECT_TRUE(Allocator(*host_).collect_garbage(false).reclaimed.empty());
+
+    // After a reboot the kernel made the VFs afresh: nothing to reset.
+    host_->boot_id = "another-boot";
+    const auto report = Allocator(*host_).collect_garbage(false);
+    EXPECT_EQ(report.reclaimed.size(), 4u);
+    EXPECT_TRUE(held().empty());
+}
+
+}  // namespace
+}  // namespace sriovpt

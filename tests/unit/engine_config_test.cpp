@@ -54,6 +54,13 @@ TEST(EngineConfig, RegexesAcceptExactlyWhatTheHooksAccept) {
         {"sriov_pf", {"ens1f0", "ens1f0,ens1f1", "ens1f0, ens1f1", " ens1f0 ,ens1f1 ", "enp59s0f0np0", "eth0.100",
                       "_x", "a", "abcdefghijklmno", "abcdefghijklmnop", ".", "..", "../etc", "/etc", "-x", ".x",
                       "a/b", "ens1f0,", ",ens1f0", "ens1f0,,ens1f1", "ens 1", "ens1f0;rm", "a,b,c,d"}},
+        {"vf_trust", {"on", "off", "On", "true", "1", " on", "on ", "onoff"}},
+        {"vf_spoofchk", {"on", "off", "OFF", "false", "0", "yes"}},
+        {"vf_max_tx_rate", {"0", "1", "9", "10", "100", "999", "1000", "99999", "100000", "999999", "1000000", "1000001", "1999999",
+          "9999999", "10000000", "00", "01", "-1", "+1", "1.5", " 100", "100 ", "1e3", "x"}},
+        {"vf_min_tx_rate", {"0", "1", "9", "10", "100", "999", "1000", "99999", "100000", "999999", "1000000", "1000001", "1999999",
+          "9999999", "10000000", "00", "01", "-1", "+1", "1.5", " 100", "100 ", "1e3", "x"}},
+        {"vf_link_state", {"auto", "enable", "disable", "Auto", "up", "down", "enabled", " auto", "autoenable"}},
     };
     ASSERT_EQ(props.size(), samples.size()) << "every property has a regular expression in the README";
     for (const auto& [name, values] : samples) {
@@ -67,6 +74,22 @@ TEST(EngineConfig, RegexesAcceptExactlyWhatTheHooksAccept) {
         }
         EXPECT_GT(accepted, 0) << name;
         EXPECT_LT(accepted, static_cast<int>(values.size())) << name;
+    }
+}
+
+TEST(EngineConfig, EveryRateUpToTheMaximumAndNoOther) {
+    for (const auto* name : {"vf_max_tx_rate", "vf_min_tx_rate"}) {
+        const std::regex re(readme_properties().at(name));
+        for (int n = -5; n <= 1000100; n += (n > 1100 && n < 999900) ? 997 : 1) {
+            EXPECT_EQ(std::regex_search(std::to_string(n), re), n >= 0 && n <= 1000000) << name << " " << n;
+        }
+    }
+}
+
+TEST(EngineConfig, NoBraceOrSemicolonInARegex) {
+    // Both belong to the value's own syntax ('{type=interface;prop={...}}').
+    for (const auto& [name, re] : readme_properties()) {
+        EXPECT_EQ(re.find_first_of("{};"), std::string::npos) << name << "=" << re;
     }
 }
 

@@ -125,9 +125,9 @@ TEST(RecordFormat, EveryTruncationIsDetected) {
 
 TEST(RecordFormat, UnknownVersionDuplicatesAndGarbageAreReported) {
     auto text = format_record(sample());
-    auto v3 = text;
-    v3.replace(v3.find(" 1\n"), 3, " 3\n");
-    EXPECT_EQ(problem_of(v3), "unknown record version 3 (this version reads versions 1 and 2)");
+    auto v4 = text;
+    v4.replace(v4.find(" 1\n"), 3, " 4\n");
+    EXPECT_EQ(problem_of(v4), "unknown record version 4 (this version reads versions 1 to 3)");
     auto dup = text;
     dup.insert(dup.find("end\n"), "mac 00:1a:4a:16:01:52\n");
     EXPECT_NE(problem_of(dup).find("'mac' appears twice"), std::string::npos);
@@ -208,11 +208,11 @@ TEST(RecordFormat, Version2TruncatedDuplicatedAndBadEscapesAreReported) {
     EXPECT_EQ(with_network("%"), "'network' has a '%' not followed by two hex digits");
     EXPECT_EQ(with_network("a b"), "'network' has a byte 0x20 that version 2 writes as %XX");
     EXPECT_EQ(with_network("%41%62"), "(parsed)") << "escapes that did not need to be are still read";
-    auto v3 = text;
-    v3.replace(v3.find(" 2\n"), 3, " 3\n");
-    EXPECT_EQ(problem_of(v3), "unknown record version 3 (this version reads versions 1 and 2)");
+    auto v4 = text;
+    v4.replace(v4.find(" 2\n"), 3, " 4\n");
+    EXPECT_EQ(problem_of(v4), "unknown record version 4 (this version reads versions 1 to 3)");
     EXPECT_EQ(problem_of("sriov-passthrough-reservation 99999999999999999999999999\nend\n"),
-              "unknown record version 9999999999999999... (this version reads versions 1 and 2)");
+              "unknown record version 9999999999999999... (this version reads versions 1 to 3)");
 }
 
 TEST(Store, CreateIsExclusiveAndRemoveIdempotent) {
