@@ -14,6 +14,7 @@
 
 #include "host.hpp"
 #include "reservations.hpp"
+#include "vf_state.hpp"
 
 namespace sriovpt {
 
@@ -43,15 +44,8 @@ struct GcReport {
     std::vector<std::pair<Reservation, std::string>> reclaimed;   // with the reason
     std::vector<std::string> temporaries;                         // leftover temp files removed
     std::vector<std::string> notes;                               // what could not be checked, bad records
+    IndexReport index;                                            // index entries added and removed
 };
-
-// Why a reservation no longer protects a running VM, or nullopt if it may
-// still be in use. `running` is nullopt when libvirt could not be asked; then
-// only the boot id can prove a record stale. Records younger than `grace`
-// seconds are never stale: VDSM runs before_vm_start before libvirt knows
-// the domain.
-std::optional<std::string> staleness(const Reservation& r, const std::string& boot_id, std::int64_t now,
-                                     unsigned grace, const std::set<std::string>* running);
 
 class Allocator {
 public:
@@ -88,8 +82,9 @@ public:
     // VF is held by another vm_id+mac; nothing is written then.
     std::optional<Reservation> adopt(const Reservation& r);
 
-    // Reclaims every stale record and removes leftover temporary files.
-    // libvirt is asked with the lock released, as in reserve.
+    // Reclaims every stale record, removes leftover temporary files and
+    // makes the store's index match its records (dry_run: says what it
+    // would). libvirt is asked with the lock released, as in reserve.
     GcReport collect_garbage(bool dry_run);
 
 private:

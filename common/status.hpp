@@ -8,18 +8,10 @@
 #include <vector>
 
 #include "host.hpp"
+#include "vf_state.hpp"
 
 namespace sriovpt {
 
-enum class VfState {
-    free,       // can be given
-    held,       // our record, holder running or too young to judge
-    stale,      // our record, holder no longer runs (gc reclaims it)
-    damaged,    // a record we cannot read: never given, shown for the operator
-    assigned,   // bound to vfio-pci/pci-stub without our record: not ours
-    host_up,    // its host netdev is up: in use by the host
-    in_domain,  // used by a running libvirt domain without our record
-};
 std::string_view vf_state_name(VfState s);
 
 struct VfStatus {
