@@ -393,8 +393,8 @@ std::string ReservationStore::file_name(const PciAddress& pci) {
 
 ReservationStore::ReservationStore(std::string state_dir, std::chrono::milliseconds lock_timeout)
     : dir_(std::move(state_dir)), lock_timeout_(lock_timeout) {
-    if (::mkdir(dir_.c_str(), kDirMode) != 0 && errno != EEXIST)
-        fail("state directory ", dir_, " cannot be created: ", errno_text());
+    const bool made = ::mkdir(dir_.c_str(), kDirMode) == 0;
+    if (!made && errno != EEXIST) fail("state directory ", dir_, " cannot be created: ", errno_text());
     // O_NOFOLLOW: a state_dir that is a symlink is refused, so records can
     // only ever be created where the configuration says.
     dir_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -408,6 +408,8 @@ ReservationStore::ReservationStore(std::string state_dir, std::chrono::milliseco
     }
     owner_uid_ = st.st_uid;
     owner_gid_ = st.st_gid;
+    // An empty store is indexed as it is.
+    if (made) write_layout_marker_if_possible();
 }
 
 ReservationStore::~ReservationStore() {
@@ -839,6 +841,16 @@ void ReservationStore::write_layout_marker() const {
     }
 }
 
+void ReservationStore::write_layout_marker_if_possible() const {
+    // Without it (a full file system, say) the next lock indexes the store
+    // again, which is always safe; the hook's own writes say what is wrong.
+    try {
+        write_layout_marker();
+        indexed_ = true;
+    } catch (const Error&) {
+    }
+}
+
 bool ReservationStore::indexed() const {
     if (!indexed_) indexed_ = layout_version() == kLayoutVersion;
     return indexed_;
@@ -854,7 +866,6 @@ void ReservationStore::upgrade_layout() {
              "records again)");
     with_context(cat("indexing the reservations in ", dir_, " (its first use by this release)"),
                  [&] { audit_index(true); });
-    indexed_ = true;
 }
 
 IndexReport ReservationStore::check_index() const { return audit_index(false); }
@@ -923,7 +934,7 @@ IndexReport ReservationStore::audit_index(bool repair) const {
         }
         out.missing.push_back(std::move(line));
     }
-    if (repair) write_layout_marker();
+    if (repair) write_layout_marker_if_possible();
     return out;
 }
 

@@ -234,6 +234,7 @@ private:
     // The marker's layout version; 0 when missing or unreadable.
     int layout_version() const;
     void write_layout_marker() const;
+    void write_layout_marker_if_possible() const;
     std::string temp_name() const;
     // Gives the file behind `fd` to the state directory's owner when this
     // process is someone else; throws Error naming `what` if it cannot.
