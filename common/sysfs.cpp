@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,8 +71,54 @@ std::string basename_of(std::string_view path) {
 
 }  // namespace
 
-Sysfs::Sysfs(std::string root) : root_(std::move(root)) {
+namespace {
+
+// Where /proc/self/fd/<fd> points: the file's path as the kernel names it.
+std::optional<std::string> path_of_fd(int fd) {
+    return read_link("/proc/self/fd/" + std::to_string(fd));
+}
+
+}  // namespace
+
+Sysfs::Sysfs(std::string root, Resolution how) : root_(std::move(root)) {
     while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+    if (how != Resolution::kernel) return;
+    root_fd_ = ::open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd_ < 0) return;
+    // Resolved paths come back from the kernel as absolute names; the root's
+    // own name (its symlinks resolved) is cut off them. Without /proc there
+    // is no name to cut: resolve by component.
+    const auto real = path_of_fd(root_fd_);
+    if (!real || real->empty() || real->front() != '/') {
+        ::close(root_fd_);
+        root_fd_ = -1;
+        return;
+    }
+    root_real_ = *real == "/" ? std::string() : *real;
+}
+
+Sysfs::~Sysfs() {
+    if (root_fd_ >= 0) ::close(root_fd_);
+}
+
+int Sysfs::open_in_root(std::string_view rel, int flags) const {
+    if (root_fd_ < 0) return -2;
+    std::string path(rel);
+    // Leading slashes would mean the root anyway; "" is the root itself.
+    while (!path.empty() && path.front() == '/') path.erase(0, 1);
+    if (path.empty()) path = ".";
+    open_how how{};
+    how.flags = static_cast<__u64>(flags | O_CLOEXEC);
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    // EAGAIN: a rename somewhere raced a ".." walk; the kernel asks to retry.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        const long fd = ::syscall(SYS_openat2, root_fd_, path.c_str(), &how, sizeof how);
+        if (fd >= 0) return static_cast<int>(fd);
+        if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP || errno == EACCES || errno == ENAMETOOLONG)
+            return -1;
+        if (errno != EAGAIN) break;  // ENOSYS, EINVAL (no such flag), E2BIG, ...
+    }
+    return -2;
 }
 
 std::string Sysfs::absolute(std::string_view rel) const {
@@ -81,6 +129,21 @@ std::string Sysfs::absolute(std::string_view rel) const {
 }
 
 std::optional<std::string> Sysfs::resolve(std::string_view rel) const {
+    const int fd = open_in_root(rel, O_PATH);
+    if (fd == -1) return std::nullopt;
+    if (fd >= 0) {
+        const auto path = path_of_fd(fd);
+        ::close(fd);
+        if (path && *path == (root_real_.empty() ? "/" : root_real_)) return std::string();
+        if (path && path->size() > root_real_.size() + 1 && path->compare(0, root_real_.size(), root_real_) == 0 &&
+            (*path)[root_real_.size()] == '/')
+            return path->substr(root_real_.size() + 1);
+        // A name outside the root's (a bind mount seen elsewhere): ours says.
+    }
+    return resolve_by_component(rel);
+}
+
+std::optional<std::string> Sysfs::resolve_by_component(std::string_view rel) const {
     // `done` holds resolved components; `todo` the ones still to walk, in
     // reverse so that a link's target can be pushed in front of the rest.
     std::vector<std::string> done;
@@ -113,11 +176,16 @@ std::optional<std::string> Sysfs::resolve(std::string_view rel) const {
 }
 
 std::optional<std::string> Sysfs::read(std::string_view rel) const {
-    const auto resolved = resolve(rel);
-    if (!resolved) return std::nullopt;
     // O_NONBLOCK and the type check: a FIFO in a (fake) tree must not hang
     // a hook. A sysfs attribute is at most a page; a runaway file is cut.
-    const int fd = ::open(absolute(*resolved).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    constexpr int kFlags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+    int fd = open_in_root(rel, kFlags);
+    if (fd == -1) return std::nullopt;
+    if (fd == -2) {
+        const auto resolved = resolve_by_component(rel);
+        if (!resolved) return std::nullopt;
+        fd = ::open(absolute(*resolved).c_str(), kFlags | O_NOFOLLOW);
+    }
     if (fd < 0) return std::nullopt;
     struct stat st{};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -130,6 +198,9 @@ std::optional<std::string> Sysfs::read(std::string_view rel) const {
     while ((n = ::read(fd, buf, sizeof buf)) > 0) {
         out.append(buf, static_cast<size_t>(n));
         if (out.size() >= 65536) break;
+        // All of a file whose size is known (not sysfs's, which says 4096
+        // whatever the value): no read to meet its end.
+        if (static_cast<off_t>(out.size()) == st.st_size && st.st_size != 4096) break;
     }
     ::close(fd);
     if (n < 0) return std::nullopt;
@@ -144,19 +215,37 @@ std::optional<std::string> Sysfs::link_basename(std::string_view rel) const {
 
 std::vector<std::string> Sysfs::list(std::string_view rel) const {
     std::vector<std::string> names;
-    const auto resolved = resolve(rel);
-    if (!resolved) return names;
-    const std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(absolute(*resolved).c_str()), ::closedir);
-    if (!dir) return names;
-    while (const dirent* entry = ::readdir(dir.get())) {
-        const std::string_view name = entry->d_name;
-        if (name != "." && name != "..") names.emplace_back(name);
+    int fd = open_in_root(rel, O_RDONLY | O_DIRECTORY);
+    if (fd == -1) return names;
+    if (fd == -2) {
+        const auto resolved = resolve_by_component(rel);
+        if (!resolved) return names;
+        fd = ::open(absolute(*resolved).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) return names;
     }
+    // getdents64 directly: readdir's DIR costs an fcntl and an allocation,
+    // once per VF in a full scan.
+    alignas(8) char buf[8192];
+    long n;
+    while ((n = ::syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+        for (long pos = 0; pos < n;) {
+            const auto* entry = reinterpret_cast<const dirent64*>(buf + pos);
+            const std::string_view name = entry->d_name;
+            if (name != "." && name != "..") names.emplace_back(name);
+            pos += entry->d_reclen;
+        }
+    }
+    ::close(fd);
     std::sort(names.begin(), names.end());
     return names;
 }
 
-bool Sysfs::exists(std::string_view rel) const { return resolve(rel).has_value(); }
+bool Sysfs::exists(std::string_view rel) const {
+    const int fd = open_in_root(rel, O_PATH);
+    if (fd >= 0) ::close(fd);
+    if (fd != -2) return fd >= 0;
+    return resolve_by_component(rel).has_value();
+}
 
 bool is_assignment_driver(std::string_view driver) {
     return driver == "vfio-pci" || driver == "pci-stub";
@@ -166,10 +255,12 @@ std::optional<PfInfo> Inventory::pf(const std::string& name) const {
     // `name` was validated as an interface name by the caller's parser, but a
     // slash here would let a path escape class/net: refuse it outright.
     if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") return std::nullopt;
+    // sriov_totalvfs first: of a host's net devices (with every VF bound to
+    // a network driver, thousands) only PFs have it, and one read says so.
+    const auto total = sysfs_.read("class/net/" + name + "/device/sriov_totalvfs");
+    if (!total) return std::nullopt;
     const auto dir = sysfs_.resolve("class/net/" + name + "/device");
     if (!dir) return std::nullopt;
-    const auto total = sysfs_.read(*dir + "/sriov_totalvfs");
-    if (!total) return std::nullopt;
     PfInfo info;
     info.name = name;
     info.device_dir = *dir;

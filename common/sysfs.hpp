@@ -17,7 +17,18 @@ namespace sriovpt {
 
 class Sysfs {
 public:
-    explicit Sysfs(std::string root);
+    // How symlinks are resolved inside the root. `kernel`: by openat2(2)
+    // with RESOLVE_IN_ROOT, one system call per path, which has the same
+    // rules as ours (".." stops at the root, an absolute target starts from
+    // it, at most 40 links); where the kernel lacks it (before Linux 5.6:
+    // EL8's 4.18) or cannot say, component by component as `by_component`
+    // always does.
+    enum class Resolution { kernel, by_component };
+
+    explicit Sysfs(std::string root, Resolution how = Resolution::kernel);
+    ~Sysfs();
+    Sysfs(const Sysfs&) = delete;
+    Sysfs& operator=(const Sysfs&) = delete;
 
     const std::string& root() const { return root_; }
 
@@ -41,7 +52,15 @@ public:
 
 private:
     std::string absolute(std::string_view rel) const;
+    std::optional<std::string> resolve_by_component(std::string_view rel) const;
+    // `rel` opened by the kernel inside the root with `flags`; -1 (errno
+    // set) when it does not exist, -2 when the kernel cannot resolve it this
+    // way (then resolve by component).
+    int open_in_root(std::string_view rel, int flags) const;
+
     std::string root_;
+    int root_fd_ = -1;          // O_PATH, for openat2; -1: resolve by component
+    std::string root_real_;     // the root as the kernel names it (/proc/self/fd)
 };
 
 // One VF as the hooks see it.
