@@ -137,13 +137,18 @@ public:
         return out;
     }
 
-    // The VF indexes of `pf` that are held.
-    const std::set<unsigned>& held_on(const std::string& pf) {
+    // How many VFs of `pf` are held.
+    unsigned held_count(const std::string& pf) {
+        if (const auto it = pfs_.find(pf); it != pfs_.end()) return static_cast<unsigned>(it->second.size());
+        auto it = counts_.find(pf);
+        if (it == counts_.end()) it = counts_.emplace(pf, store_.held_on_pf(pf)).first;
+        return it->second;
+    }
+
+    // The VF indexes of `pf` that are held, sorted.
+    const std::vector<unsigned>& held_on(const std::string& pf) {
         auto it = pfs_.find(pf);
-        if (it == pfs_.end()) {
-            const auto listed = store_.indexed_on_pf(pf);
-            it = pfs_.emplace(pf, std::set<unsigned>(listed.begin(), listed.end())).first;
-        }
+        if (it == pfs_.end()) it = pfs_.emplace(pf, store_.indexed_on_pf(pf)).first;
         return it->second;
     }
 
@@ -157,26 +162,34 @@ public:
             return false;
         }
         if (const auto it = vms_.find(r.vm_id); it != vms_.end()) it->second.push_back(r);
-        if (const auto it = pfs_.find(r.pf); it != pfs_.end()) it->second.insert(r.vf_index);
+        if (const auto it = pfs_.find(r.pf); it != pfs_.end())
+            it->second.insert(std::lower_bound(it->second.begin(), it->second.end(), r.vf_index), r.vf_index);
+        if (const auto it = counts_.find(r.pf); it != counts_.end()) ++it->second;
         return true;
     }
 
     void give_back(const Reservation& r) {
         store_.remove(r);
         if (const auto it = vms_.find(r.vm_id); it != vms_.end()) std::erase(it->second, r);
-        if (const auto it = pfs_.find(r.pf); it != pfs_.end()) it->second.erase(r.vf_index);
+        if (const auto it = pfs_.find(r.pf); it != pfs_.end()) {
+            const auto at = std::lower_bound(it->second.begin(), it->second.end(), r.vf_index);
+            if (at != it->second.end() && *at == r.vf_index) it->second.erase(at);
+        }
+        if (const auto it = counts_.find(r.pf); it != counts_.end() && it->second > 0) --it->second;
     }
 
     // After records were reclaimed or the index repaired behind its back.
     void forget() {
         vms_.clear();
         pfs_.clear();
+        counts_.clear();
     }
 
 private:
     ReservationStore& store_;
     std::map<std::string, std::vector<Reservation>> vms_;
-    std::map<std::string, std::set<unsigned>> pfs_;
+    std::map<std::string, std::vector<unsigned>> pfs_;   // listed: the PFs walked
+    std::map<std::string, unsigned> counts_;            // counted: the PFs ordered
     std::set<PciAddress> lost_;
 };
 
@@ -201,7 +214,7 @@ private:
     // the fewest held first, the pool's order breaking ties.
     std::vector<size_t> pool_order(const VnicRequest& req) {
         std::vector<std::pair<size_t, size_t>> order;  // (held, position in the pool)
-        for (size_t k = 0; k < req.pfs.size(); ++k) order.emplace_back(view_.held_on(req.pfs[k]).size(), k);
+        for (size_t k = 0; k < req.pfs.size(); ++k) order.emplace_back(view_.held_count(req.pfs[k]), k);
         std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
         std::vector<size_t> out;
         for (const auto& entry : order) out.push_back(entry.second);
@@ -229,7 +242,7 @@ private:
         // The index says which are held without a look at sysfs.
         const auto& held = view_.held_on(name);
         for (unsigned i = 0; i < pf->num_vfs; ++i) {
-            if (held.count(i)) {
+            if (std::binary_search(held.begin(), held.end(), i)) {
                 ++tally.held;
                 continue;
             }

@@ -6,10 +6,12 @@
 #include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -18,6 +20,7 @@
 #include <thread>
 
 #include "error.hpp"
+#include "sysfs.hpp"
 #include "text.hpp"
 
 namespace sriovpt {
@@ -30,6 +33,8 @@ constexpr std::string_view kTempPrefix = ".tmp-";
 constexpr std::string_view kVmIndexPrefix = "vm-";
 constexpr std::string_view kPfIndexPrefix = "pf-";
 constexpr const char* kLayoutFile = "layout";
+// In each PF's index directory: every entry there is a hard link of it.
+constexpr const char* kCountFile = "count";
 constexpr std::string_view kLayoutMagic = "sriov-passthrough-store";
 // Records and the lock: the owner (vdsm) reads and writes, the group (kvm) reads.
 constexpr mode_t kFileMode = 0640;
@@ -162,6 +167,32 @@ std::optional<std::vector<std::string>> names_in(int fd) {
 }
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+
+// Calls `each` with every name in the directory `fd` (but "." and ".."),
+// read with getdents64 straight into a buffer: a start lists the index
+// directory of every PF of its pool, thousands of names, and a string for
+// each would cost more than the listing. False when it cannot be read.
+// `fd` must be freshly opened (at the start of the directory).
+template <typename F>
+bool each_name(int fd, F each) {
+    // The kernel fills the buffer until the next entry does not fit or the
+    // directory ends: a call that left room for the longest entry there can
+    // be (a 255-byte name) reached the end, and the call that would return 0
+    // is saved. This runs once per PF of the pool on every start.
+    constexpr long kLongestEntry = static_cast<long>((offsetof(dirent64, d_name) + 256 + 7) / 8 * 8);
+    alignas(8) char buf[16384];
+    long n;
+    while ((n = ::syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+        for (long pos = 0; pos < n;) {
+            const auto* entry = reinterpret_cast<const dirent64*>(buf + pos);
+            const std::string_view name = entry->d_name;
+            if (name != "." && name != "..") each(name);
+            pos += entry->d_reclen;
+        }
+        if (n + kLongestEntry <= static_cast<long>(sizeof buf)) return true;
+    }
+    return n == 0;
+}
 
 // A file name made of `value`: bytes outside [A-Za-z0-9._:-] written %XX,
 // so no name can hold a '/' or be "." or "..".
@@ -720,38 +751,106 @@ int ReservationStore::open_index_dir(const std::string& name, bool create) const
     return fd;
 }
 
-void ReservationStore::link_index(const std::string& file, const Reservation& r) const {
-    for (const auto& [dir, entry] : {std::pair{vm_index_dir(r.vm_id), vm_entry(r)}, std::pair{pf_index_dir(r.pf), pf_entry(r)}}) {
-        const int dfd = open_index_dir(dir, true);
-        bool linked = ::linkat(dir_fd_, file.c_str(), dfd, entry.c_str(), 0) == 0;
-        if (!linked && errno == EEXIST) {
-            // Not this record's (it has no name yet, or is being indexed
-            // because the entry is wrong): a stale entry, ours to clean
-            // under the lock.
-            ::unlinkat(dfd, entry.c_str(), 0);
-            linked = ::linkat(dir_fd_, file.c_str(), dfd, entry.c_str(), 0) == 0;
-        }
-        const int link_errno = errno;
-        ::close(dfd);
-        if (!linked) {
-            errno = link_errno;
-            fail("indexing ", dir_, "/", file, " as ", dir, "/", entry, ": ", errno_text());
-        }
+ino_t ReservationStore::pf_count_file(int dfd, bool create) const {
+    struct stat st{};
+    if (::fstatat(dfd, kCountFile, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (!S_ISREG(st.st_mode)) fail("the index file ", dir_, "/.../", kCountFile, " is ", file_kind(st.st_mode),
+                                       " (sriov-passthrough gc replaces it)");
+        return st.st_ino;
     }
+    if (!create) return 0;
+    // Made under a temporary name and given to the owner before it is
+    // linked in: the hooks must be able to link it (fs.protected_hardlinks).
+    const auto temp = temp_name();
+    const int fd = ::openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | kOpenFlags, kFileMode);
+    if (fd < 0) fail("creating an index file in ", dir_, ": ", errno_text());
+    try {
+        give_to_owner(fd, "an index file");
+    } catch (...) {
+        ::close(fd);
+        ::unlinkat(dir_fd_, temp.c_str(), 0);
+        throw;
+    }
+    ::close(fd);
+    const bool linked = ::linkat(dir_fd_, temp.c_str(), dfd, kCountFile, 0) == 0 || errno == EEXIST;
+    const int link_errno = errno;
+    ::unlinkat(dir_fd_, temp.c_str(), 0);
+    if (!linked || ::fstatat(dfd, kCountFile, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        errno = link_errno;
+        fail("creating an index file in ", dir_, ": ", errno_text());
+    }
+    return st.st_ino;
+}
+
+void ReservationStore::link_index(const std::string& file, const Reservation& r) const {
+    // Links `from` (in the directory `from_fd`) as `entry` in `dfd`; an
+    // entry of that name that is another file is stale (the record has no
+    // name yet, or is being indexed because the entry is wrong): ours to
+    // replace under the lock.
+    const auto link_as = [this](int from_fd, const char* from, int dfd, const std::string& where,
+                                const std::string& entry, ino_t ino) {
+        bool linked = ::linkat(from_fd, from, dfd, entry.c_str(), 0) == 0;
+        if (!linked && errno == EEXIST) {
+            struct stat st{};
+            if (::fstatat(dfd, entry.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == ino) return;
+            ::unlinkat(dfd, entry.c_str(), 0);
+            linked = ::linkat(from_fd, from, dfd, entry.c_str(), 0) == 0;
+        }
+        if (!linked) fail("indexing ", dir_, "/", from, " as ", where, "/", entry, ": ", errno_text());
+    };
+    struct stat st{};
+    if (::fstatat(dir_fd_, file.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+        fail("indexing ", dir_, "/", file, ": ", errno_text());
+    const auto vm_dir = vm_index_dir(r.vm_id);
+    const int vm_fd = open_index_dir(vm_dir, true);
+    try {
+        link_as(dir_fd_, file.c_str(), vm_fd, vm_dir, vm_entry(r), st.st_ino);
+    } catch (...) {
+        ::close(vm_fd);
+        throw;
+    }
+    ::close(vm_fd);
+    // The PF's entry is a link of its count file, not of the record: the
+    // count file's link count is then the PF's held VFs, one fstatat for a
+    // start instead of a listing per PF of its pool.
+    const auto pf_dir = pf_index_dir(r.pf);
+    const int pf_fd = open_index_dir(pf_dir, true);
+    try {
+        const auto count = pf_count_file(pf_fd, true);
+        link_as(pf_fd, kCountFile, pf_fd, pf_dir, pf_entry(r), count);
+    } catch (...) {
+        ::close(pf_fd);
+        throw;
+    }
+    ::close(pf_fd);
 }
 
 void ReservationStore::unlink_index(const Reservation& r, ino_t ino) const {
     const auto vm_dir = vm_index_dir(r.vm_id);
-    for (const auto& [dir, entry] : {std::pair{vm_dir, vm_entry(r)}, std::pair{pf_index_dir(r.pf), pf_entry(r)}}) {
-        const int dfd = open_index_dir(dir, false);
-        if (dfd < 0) continue;
-        struct stat st{};
+    struct stat st{};
+    if (const int dfd = open_index_dir(vm_dir, false); dfd >= 0) {
+        const auto entry = vm_entry(r);
         if (::fstatat(dfd, entry.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == ino)
             ::unlinkat(dfd, entry.c_str(), 0);
         ::close(dfd);
     }
     // The VM's directory goes with its last entry (ENOTEMPTY otherwise).
     ::unlinkat(dir_fd_, vm_dir.c_str(), AT_REMOVEDIR);
+    if (const int dfd = open_index_dir(pf_index_dir(r.pf), false); dfd >= 0) {
+        const auto entry = pf_entry(r);
+        const auto count = pf_count_file(dfd, false);
+        if (count && ::fstatat(dfd, entry.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == count)
+            ::unlinkat(dfd, entry.c_str(), 0);
+        ::close(dfd);
+    }
+}
+
+unsigned ReservationStore::held_on_pf(const std::string& pf) const {
+    struct stat st{};
+    const auto path = cat(pf_index_dir(pf), "/", kCountFile);
+    if (::fstatat(dir_fd_, path.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) || st.st_nlink < 1)
+        return 0;
+    return static_cast<unsigned>(st.st_nlink - 1);
 }
 
 std::vector<Reservation> ReservationStore::records_of_vm(const std::string& vm_id) {
@@ -788,14 +887,22 @@ std::vector<unsigned> ReservationStore::indexed_on_pf(const std::string& pf) con
     std::vector<unsigned> out;
     const int dfd = open_index_dir(pf_index_dir(pf), false);
     if (dfd < 0) return out;
-    const auto names = names_in(dfd);
+    // Sorted through a bitmap: names come in no order, indexes are small.
+    std::vector<bool> seen;
+    each_name(dfd, [&seen](std::string_view name) {
+        // "<index>-<pci>": the digits before the dash.
+        unsigned index = 0;
+        size_t i = 0;
+        for (; i < name.size() && i < 6 && name[i] >= '0' && name[i] <= '9'; ++i)
+            index = index * 10 + static_cast<unsigned>(name[i] - '0');
+        if (i == 0 || i >= name.size() || name[i] != '-' || index > kMaxVfsPerPf) return;
+        if (index >= seen.size()) seen.resize(index + 1);
+        seen[index] = true;
+    });
     ::close(dfd);
-    for (const auto& name : names.value_or(std::vector<std::string>{})) {
-        const auto dash = name.find('-');
-        const auto index = parse_decimal(std::string_view(name).substr(0, dash));
-        if (dash != std::string::npos && index && *index <= 65535) out.push_back(static_cast<unsigned>(*index));
+    for (unsigned i = 0; i < seen.size(); ++i) {
+        if (seen[i]) out.push_back(i);
     }
-    std::sort(out.begin(), out.end());
     return out;
 }
 
@@ -892,7 +999,7 @@ IndexReport ReservationStore::audit_index(bool repair) const {
         if (!e || !e->record || name != file_name(e->record->pci)) continue;  // damaged: shown as such elsewhere
         const auto& r = *e->record;
         wanted[{vm_index_dir(r.vm_id), vm_entry(r)}] = Wanted{name, ino, r};
-        wanted[{pf_index_dir(r.pf), pf_entry(r)}] = Wanted{name, ino, r};
+        wanted[{pf_index_dir(r.pf), pf_entry(r)}] = Wanted{name, 0, r};  // the count file's
     }
     std::sort(index_dirs.begin(), index_dirs.end());
     for (const auto& dir : index_dirs) {
@@ -905,11 +1012,18 @@ IndexReport ReservationStore::audit_index(bool repair) const {
         auto names = names_in(dfd).value_or(std::vector<std::string>{});
         std::sort(names.begin(), names.end());
         size_t left = names.size();
+        const bool pf_dir = starts_with(dir, kPfIndexPrefix);
+        ino_t count = 0;
+        if (pf_dir) {
+            struct stat st{};
+            if (::fstatat(dfd, kCountFile, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) count = st.st_ino;
+        }
         for (const auto& name : names) {
             struct stat st{};
+            if (pf_dir && name == kCountFile && count) continue;
             const auto it = wanted.find({dir, name});
             if (it != wanted.end() && ::fstatat(dfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                st.st_ino == it->second.ino) {
+                st.st_ino == (pf_dir ? count : it->second.ino)) {
                 it->second.seen = true;
                 continue;
             }

@@ -6,16 +6,20 @@
 //   layout               "sriov-passthrough-store 2": the index below is kept
 //   vf-<pci>             one record per held VF, e.g. vf-0000:3b:02.1: the truth
 //   vm-<vm_id>/<pci>     the index by VM: a hard link of the record
-//   pf-<pf>/<N>-<pci>    the index by PF (<pf> encoded, N the VF index): a hard link
+//   pf-<pf>/count        one per PF: every entry below is a hard link of it, so
+//                        its link count, less one, is the PF's held VFs
+//   pf-<pf>/<N>-<pci>    the index by PF (<pf> encoded, N the VF index)
 //   .tmp-<pid>-<n>       a record or index directory being made (only while
 //                        its writer holds the lock)
 //
 // A record is written in full to a temporary file, linked into the index,
 // and then link(2)ed to its final name: link fails if the name exists, so
 // creation is exclusive, and a reader (or a crash) never sees half a record.
-// It is removed name first, index after. An index entry counts only while it
-// is the same file (inode) as vf-<pci>: what a crash between two steps leaves
-// is skipped by readers and cleaned under the lock. The index is what lets a
+// It is removed name first, index after. A VM's entry counts only while it
+// is the same file (inode) as vf-<pci>, a PF's only while vf-<pci> is a
+// record of that PF and VF index: what a crash between two steps leaves is
+// skipped by readers (a PF's count can be one too high: only the balance
+// between PFs suffers) and cleaned under the lock. The index is what lets a
 // start read only what it needs (the vNIC's own records, the held count of
 // each PF of its pool) however many records the host holds.
 //
@@ -186,9 +190,13 @@ public:
     // indexed yet (read without the lock) is read in full instead.
     std::vector<Reservation> records_of_vm(const std::string& vm_id);
 
-    // The VF indexes listed in the index of `pf`: its held VFs, counted by
-    // one directory listing. Entries are not checked against the records
+    // How many VFs of `pf` are held, by the index: one fstatat (the link
+    // count of its count file). Entries are not checked against the records
     // (a crash can leave one too many until gc or a dry pool cleans it).
+    unsigned held_on_pf(const std::string& pf) const;
+
+    // The VF indexes listed in the index of `pf`, sorted: its held VFs, by
+    // one directory listing; unchecked as held_on_pf.
     std::vector<unsigned> indexed_on_pf(const std::string& pf) const;
 
     // Whether the layout marker says this store is indexed.
@@ -228,8 +236,12 @@ private:
     // Links `file` (a name in state_dir) into the index as `r`'s entries;
     // an entry of that name that is not the record is replaced.
     void link_index(const std::string& file, const Reservation& r) const;
-    // Removes `r`'s index entries that are the file `ino`.
+    // Removes `r`'s index entries: the VM's when it is the file `ino`, the
+    // PF's when it is a link of the PF's count file.
     void unlink_index(const Reservation& r, ino_t ino) const;
+    // The inode of the count file of the PF directory `dfd`, created when
+    // `create`; 0 when it has none.
+    ino_t pf_count_file(int dfd, bool create) const;
     IndexReport audit_index(bool repair) const;
     // The marker's layout version; 0 when missing or unreadable.
     int layout_version() const;

@@ -103,10 +103,9 @@ Sysfs::~Sysfs() {
 
 int Sysfs::open_in_root(std::string_view rel, int flags) const {
     if (root_fd_ < 0) return -2;
-    std::string path(rel);
     // Leading slashes would mean the root anyway; "" is the root itself.
-    while (!path.empty() && path.front() == '/') path.erase(0, 1);
-    if (path.empty()) path = ".";
+    while (!rel.empty() && rel.front() == '/') rel.remove_prefix(1);
+    const std::string path = rel.empty() ? std::string(".") : std::string(rel);
     open_how how{};
     how.flags = static_cast<__u64>(flags | O_CLOEXEC);
     how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;

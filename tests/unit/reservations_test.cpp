@@ -406,6 +406,9 @@ std::string vm_entry_of(const std::string& state, const Reservation& r) {
 std::string pf_entry_of(const std::string& state, const Reservation& r) {
     return state + "/" + pf_index_dir(r.pf) + "/" + std::to_string(r.vf_index) + "-" + r.pci.to_string();
 }
+std::string count_of(const std::string& state, const Reservation& r) {
+    return state + "/" + pf_index_dir(r.pf) + "/count";
+}
 std::string record_of(const std::string& state, const Reservation& r) {
     return state + "/" + ReservationStore::file_name(r.pci);
 }
@@ -442,8 +445,9 @@ TEST(StoreIndex, ARecordIsIndexedByVmAndPfAsHardLinksAndRemovedWithThem) {
     const auto r = sample();
     ASSERT_TRUE(store.create(r));
     EXPECT_TRUE(same_file(record_of(dir.path(), r), vm_entry_of(dir.path(), r)));
-    EXPECT_TRUE(same_file(record_of(dir.path(), r), pf_entry_of(dir.path(), r)));
-    EXPECT_EQ(stat_of(record_of(dir.path(), r)).st_nlink, 3u) << "the record, its two entries, no temporary";
+    EXPECT_TRUE(same_file(count_of(dir.path(), r), pf_entry_of(dir.path(), r)));
+    EXPECT_EQ(stat_of(record_of(dir.path(), r)).st_nlink, 2u) << "the record and its VM's entry, no temporary";
+    EXPECT_EQ(store.held_on_pf("ens1f0"), 1u) << "the count file's links but itself";
     EXPECT_TRUE(temporaries(dir.path()).empty());
     EXPECT_EQ(store.records_of_vm(r.vm_id), std::vector<Reservation>{r});
     EXPECT_EQ(store.records_of_vm(std::string(test::kVmId).substr(0, 8) + "-0000-0000-0000-000000000000").size(), 0u);
@@ -455,6 +459,8 @@ TEST(StoreIndex, ARecordIsIndexedByVmAndPfAsHardLinksAndRemovedWithThem) {
     ASSERT_TRUE(store.create(second));
     EXPECT_EQ(store.records_of_vm(r.vm_id), (std::vector<Reservation>{r, second}));
     EXPECT_EQ(store.indexed_on_pf("ens1f0"), (std::vector<unsigned>{1, 4}));
+    EXPECT_EQ(store.held_on_pf("ens1f0"), 2u);
+    EXPECT_EQ(store.held_on_pf("ens1f1"), 0u);
 
     EXPECT_TRUE(store.remove(r.pci));
     EXPECT_FALSE(exists(vm_entry_of(dir.path(), r)));
@@ -462,6 +468,7 @@ TEST(StoreIndex, ARecordIsIndexedByVmAndPfAsHardLinksAndRemovedWithThem) {
     EXPECT_TRUE(store.remove(second));
     EXPECT_FALSE(exists(vm_dir_of(dir.path(), r))) << "a VM's directory goes with its last record";
     EXPECT_TRUE(store.indexed_on_pf("ens1f0").empty());
+    EXPECT_EQ(store.held_on_pf("ens1f0"), 0u);
     EXPECT_TRUE(store.check_index().empty());
 }
 
@@ -500,7 +507,8 @@ TEST(StoreIndex, ACrashBetweenAnyTwoStepsLeavesNothingTakenForARecord) {
     // 2. Linked into the index, not yet named vf-<pci>.
     make_index_dirs();
     std::filesystem::create_hard_link(temp, vm_entry_of(state, r));
-    std::filesystem::create_hard_link(temp, pf_entry_of(state, r));
+    write_text(count_of(state, r), "");
+    std::filesystem::create_hard_link(count_of(state, r), pf_entry_of(state, r));
     EXPECT_TRUE(store.load().empty());
     EXPECT_FALSE(store.has_record(r.pci));
     EXPECT_TRUE(store.records_of_vm(r.vm_id).empty()) << "an entry that is not vf-<pci> is no record";
@@ -511,7 +519,7 @@ TEST(StoreIndex, ACrashBetweenAnyTwoStepsLeavesNothingTakenForARecord) {
         ASSERT_TRUE(store.create(r));
     }
     EXPECT_TRUE(same_file(record_of(state, r), vm_entry_of(state, r)));
-    EXPECT_TRUE(same_file(record_of(state, r), pf_entry_of(state, r)));
+    EXPECT_TRUE(same_file(count_of(state, r), pf_entry_of(state, r)));
     EXPECT_EQ(store.records_of_vm(r.vm_id), std::vector<Reservation>{r});
     EXPECT_TRUE(store.check_index().empty());
     EXPECT_EQ(store.remove_temporaries(), std::vector<std::string>{".tmp-4194303-0"});
@@ -521,7 +529,8 @@ TEST(StoreIndex, ACrashBetweenAnyTwoStepsLeavesNothingTakenForARecord) {
     EXPECT_EQ(store.records_of_vm(r.vm_id), std::vector<Reservation>{r});
     EXPECT_EQ(store.remove_temporaries(), std::vector<std::string>{".tmp-4194303-0"});
     EXPECT_EQ(store.records_of_vm(r.vm_id), std::vector<Reservation>{r}) << "gc removes the temporary, not the record";
-    EXPECT_EQ(stat_of(record_of(state, r)).st_nlink, 3u);
+    EXPECT_EQ(stat_of(record_of(state, r)).st_nlink, 2u);
+    EXPECT_EQ(store.held_on_pf(r.pf), 1u) << "the stale entry was taken over, not doubled";
 
     // 4. Removed by name, the index not yet: stale, cleaned when met under the lock.
     ASSERT_EQ(::unlink(record_of(state, r).c_str()), 0);
@@ -609,7 +618,7 @@ TEST(StoreIndex, AStoreOfTheEarlierLayoutIsIndexedOnceAtItsFirstLock) {
     EXPECT_TRUE(store.indexed());
     for (const auto& r : {v1, v2, third}) {
         EXPECT_TRUE(same_file(record_of(state, r), vm_entry_of(state, r))) << r.pci.to_string();
-        EXPECT_TRUE(same_file(record_of(state, r), pf_entry_of(state, r))) << r.pci.to_string();
+        EXPECT_TRUE(same_file(count_of(state, r), pf_entry_of(state, r))) << r.pci.to_string();
         EXPECT_EQ(read_text(record_of(state, r)), format_record(r)) << "records are not rewritten";
     }
     EXPECT_EQ(read_text(state + "/vf-0000:3b:02.5"), "half a rec") << "a damaged record stays as it is";
