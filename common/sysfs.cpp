@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstddef>
 #include <memory>
 
 #include "error.hpp"
@@ -73,6 +74,9 @@ std::string basename_of(std::string_view path) {
 
 namespace {
 
+std::optional<std::string> read_fd(int fd);
+std::vector<std::string> list_fd(int fd);
+
 // Where /proc/self/fd/<fd> points: the file's path as the kernel names it.
 std::optional<std::string> path_of_fd(int fd) {
     return read_link("/proc/self/fd/" + std::to_string(fd));
@@ -127,19 +131,76 @@ std::string Sysfs::absolute(std::string_view rel) const {
     return out;
 }
 
+std::optional<std::string> Sysfs::relative_path_of(int fd) const {
+    const auto path = path_of_fd(fd);
+    if (path && *path == (root_real_.empty() ? "/" : root_real_)) return std::string();
+    if (path && path->size() > root_real_.size() + 1 && path->compare(0, root_real_.size(), root_real_) == 0 &&
+        (*path)[root_real_.size()] == '/')
+        return path->substr(root_real_.size() + 1);
+    return std::nullopt;  // a name outside the root's (a bind mount seen elsewhere)
+}
+
 std::optional<std::string> Sysfs::resolve(std::string_view rel) const {
     const int fd = open_in_root(rel, O_PATH);
     if (fd == -1) return std::nullopt;
     if (fd >= 0) {
-        const auto path = path_of_fd(fd);
+        auto path = relative_path_of(fd);
         ::close(fd);
-        if (path && *path == (root_real_.empty() ? "/" : root_real_)) return std::string();
-        if (path && path->size() > root_real_.size() + 1 && path->compare(0, root_real_.size(), root_real_) == 0 &&
-            (*path)[root_real_.size()] == '/')
-            return path->substr(root_real_.size() + 1);
-        // A name outside the root's (a bind mount seen elsewhere): ours says.
+        if (path) return path;
     }
     return resolve_by_component(rel);
+}
+
+Sysfs::Dir::~Dir() {
+    if (fd >= 0) ::close(fd);
+}
+
+std::optional<Sysfs::Dir> Sysfs::open_dir(std::string_view rel) const {
+    const int fd = open_in_root(rel, O_PATH);
+    if (fd == -1) return std::nullopt;
+    if (fd >= 0) {
+        if (auto path = relative_path_of(fd)) return Dir(std::move(*path), fd);
+        ::close(fd);
+    }
+    auto path = resolve_by_component(rel);
+    if (!path) return std::nullopt;
+    return Dir(std::move(*path), -1);
+}
+
+int Sysfs::open_beneath(const Dir& dir, std::string_view rel, int flags) const {
+    if (dir.fd < 0) return -2;
+    const std::string path(rel);
+    open_how how{};
+    how.flags = static_cast<__u64>(flags | O_CLOEXEC);
+    // No symlink on the way: then the walk from `dir` is the walk from the
+    // root (dir is resolved), only shorter. A symlink: the root's rules.
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    const long fd = ::syscall(SYS_openat2, dir.fd, path.c_str(), &how, sizeof how);
+    if (fd >= 0) return static_cast<int>(fd);
+    if (errno == ENOENT || errno == ENOTDIR) return -1;
+    return -2;
+}
+
+std::optional<std::string> Sysfs::read_at(const Dir& dir, std::string_view rel) const {
+    const int fd = open_beneath(dir, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+    if (fd == -1) return std::nullopt;
+    if (fd == -2) return read(dir.path + "/" + std::string(rel));
+    return read_fd(fd);
+}
+
+std::vector<std::string> Sysfs::list_at(const Dir& dir, std::string_view rel) const {
+    const int fd = open_beneath(dir, rel, O_RDONLY | O_DIRECTORY);
+    if (fd == -1) return {};
+    if (fd == -2) return list(dir.path + "/" + std::string(rel));
+    return list_fd(fd);
+}
+
+std::optional<std::string> Sysfs::link_basename_at(const Dir& dir, std::string_view rel) const {
+    if (dir.fd < 0 || rel.find('/') != std::string_view::npos) return link_basename(dir.path + "/" + std::string(rel));
+    char buf[4096];
+    const ssize_t n = ::readlinkat(dir.fd, std::string(rel).c_str(), buf, sizeof buf);
+    if (n < 0 || n == static_cast<ssize_t>(sizeof buf)) return std::nullopt;
+    return basename_of(std::string_view(buf, static_cast<size_t>(n)));
 }
 
 std::optional<std::string> Sysfs::resolve_by_component(std::string_view rel) const {
@@ -186,6 +247,13 @@ std::optional<std::string> Sysfs::read(std::string_view rel) const {
         fd = ::open(absolute(*resolved).c_str(), kFlags | O_NOFOLLOW);
     }
     if (fd < 0) return std::nullopt;
+    return read_fd(fd);
+}
+
+namespace {
+// The content of the file open at `fd`, trimmed, when it is a regular file;
+// closes `fd`.
+std::optional<std::string> read_fd(int fd) {
     struct stat st{};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
@@ -205,6 +273,7 @@ std::optional<std::string> Sysfs::read(std::string_view rel) const {
     if (n < 0) return std::nullopt;
     return std::string(trim(out));
 }
+}  // namespace
 
 std::optional<std::string> Sysfs::link_basename(std::string_view rel) const {
     const auto target = read_link(absolute(rel));
@@ -222,8 +291,19 @@ std::vector<std::string> Sysfs::list(std::string_view rel) const {
         fd = ::open(absolute(*resolved).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) return names;
     }
+    return list_fd(fd);
+}
+
+namespace {
+// The names in the directory open at `fd`, sorted; closes `fd`.
+std::vector<std::string> list_fd(int fd) {
+    std::vector<std::string> names;
     // getdents64 directly: readdir's DIR costs an fcntl and an allocation,
     // once per VF in a full scan.
+    // The kernel fills the buffer until the next entry does not fit or the
+    // directory ends: a call that left room for the longest entry there can
+    // be reached the end, and the call that would return 0 is saved.
+    constexpr long kLongestEntry = static_cast<long>((offsetof(dirent64, d_name) + 256 + 7) / 8 * 8);
     alignas(8) char buf[8192];
     long n;
     while ((n = ::syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
@@ -233,11 +313,13 @@ std::vector<std::string> Sysfs::list(std::string_view rel) const {
             if (name != "." && name != "..") names.emplace_back(name);
             pos += entry->d_reclen;
         }
+        if (n + kLongestEntry <= static_cast<long>(sizeof buf)) break;
     }
     ::close(fd);
     std::sort(names.begin(), names.end());
     return names;
 }
+}  // namespace
 
 bool Sysfs::exists(std::string_view rel) const {
     const int fd = open_in_root(rel, O_PATH);
@@ -297,23 +379,23 @@ std::optional<PciAddress> Inventory::vf_address(const PfInfo& pf, unsigned index
 
 std::optional<VfInfo> Inventory::vf(const PfInfo& pf, unsigned index) const {
     const auto link = pf.device_dir + "/virtfn" + std::to_string(index);
-    const auto dir = sysfs_.resolve(link);
+    const auto dir = sysfs_.open_dir(link);
     if (!dir) return std::nullopt;
-    const auto pci = PciAddress::parse(basename_of(*dir));
+    const auto pci = PciAddress::parse(basename_of(dir->path));
     if (!pci) return std::nullopt;
     VfInfo vf;
     vf.pci = *pci;
     vf.pf = pf.name;
     vf.index = index;
-    vf.device_dir = *dir;
-    vf.driver = sysfs_.link_basename(*dir + "/driver").value_or("");
-    const auto netdevs = sysfs_.list(*dir + "/net");
+    vf.device_dir = dir->path;
+    vf.driver = sysfs_.link_basename_at(*dir, "driver").value_or("");
+    const auto netdevs = sysfs_.list_at(*dir, "net");
     if (!netdevs.empty()) {
         vf.netdev = netdevs.front();
-        vf.netdev_state = sysfs_.read(*dir + "/net/" + vf.netdev + "/operstate").value_or("unknown");
+        vf.netdev_state = sysfs_.read_at(*dir, "net/" + vf.netdev + "/operstate").value_or("unknown");
     }
-    vf.numa_node = parse_int(sysfs_.read(*dir + "/numa_node").value_or("-1")).value_or(-1);
-    if (const auto group = sysfs_.link_basename(*dir + "/iommu_group")) {
+    vf.numa_node = parse_int(sysfs_.read_at(*dir, "numa_node").value_or("-1")).value_or(-1);
+    if (const auto group = sysfs_.link_basename_at(*dir, "iommu_group")) {
         if (const auto n = parse_int(*group); n && *n >= 0) vf.iommu_group = static_cast<unsigned>(*n);
     }
     return vf;

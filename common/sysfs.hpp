@@ -50,6 +50,26 @@ public:
 
     bool exists(std::string_view rel) const;
 
+    // A directory resolved as resolve() does and held open, so that what is
+    // under it is read with a short walk (a full scan reads five things of
+    // each of thousands of VFs). fd is -1 when only the path is known.
+    struct Dir {
+        std::string path;
+        int fd = -1;
+        Dir(std::string p, int f) : path(std::move(p)), fd(f) {}
+        Dir(Dir&& other) noexcept : path(std::move(other.path)), fd(other.fd) { other.fd = -1; }
+        Dir& operator=(Dir&&) = delete;
+        ~Dir();
+    };
+    std::optional<Dir> open_dir(std::string_view rel) const;
+
+    // What read(), list() and link_basename() say of dir.path + "/" + rel:
+    // through dir.fd when no component of `rel` is a symlink, else by the
+    // whole path from the root.
+    std::optional<std::string> read_at(const Dir& dir, std::string_view rel) const;
+    std::vector<std::string> list_at(const Dir& dir, std::string_view rel) const;
+    std::optional<std::string> link_basename_at(const Dir& dir, std::string_view rel) const;
+
 private:
     std::string absolute(std::string_view rel) const;
     std::optional<std::string> resolve_by_component(std::string_view rel) const;
@@ -57,6 +77,11 @@ private:
     // set) when it does not exist, -2 when the kernel cannot resolve it this
     // way (then resolve by component).
     int open_in_root(std::string_view rel, int flags) const;
+    // `rel` under `dir` opened with `flags` by a walk that meets no symlink;
+    // -1 when it does not exist, -2 when that walk cannot say.
+    int open_beneath(const Dir& dir, std::string_view rel, int flags) const;
+    // The path of `fd` relative to the root, when the kernel can say.
+    std::optional<std::string> relative_path_of(int fd) const;
 
     std::string root_;
     int root_fd_ = -1;          // O_PATH, for openat2; -1: resolve by component
