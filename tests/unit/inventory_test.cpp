@@ -34,6 +34,8 @@ TEST(Sysfs, ResolvesRelativeLinksInsideTheRoot) {
 
 // The kernel's resolution (openat2, RESOLVE_IN_ROOT) and ours, component
 // by component, agree on every path, the hostile ones included.
+void write_text_file(const std::string& path, const std::string& text) { test::write_text(path, text); }
+
 TEST(Sysfs, KernelResolutionAgreesWithResolutionByComponent) {
     test::TempDir dir;
     sim::FakeSysfs fake(dir.path());
@@ -64,6 +66,23 @@ TEST(Sysfs, KernelResolutionAgreesWithResolutionByComponent) {
         EXPECT_EQ(kernel.exists(path), by_component.exists(path));
         EXPECT_EQ(kernel.list(path), by_component.list(path));
     }
+    // A VF's attributes, read through its directory: the same, also where
+    // one of them is a link (then read from the root).
+    const auto vf0 = dir.path() + "/" + *by_component.resolve("class/net/ens1f0/device/virtfn0");
+    std::filesystem::remove(vf0 + "/numa_node");
+    write_text_file(dir.path() + "/numa-elsewhere", "1\n");
+    std::filesystem::create_symlink("/numa-elsewhere", vf0 + "/numa_node");
+    const auto describe = [](const Sysfs& sysfs) {
+        const Inventory inventory(sysfs);
+        std::string out;
+        for (const auto& vf : inventory.vfs(*inventory.pf("ens1f0")))
+            out += vf.pci.to_string() + " " + vf.device_dir + " " + vf.driver + " " + vf.netdev + " " +
+                   vf.netdev_state + " " + std::to_string(vf.numa_node) + " " +
+                   (vf.iommu_group ? std::to_string(*vf.iommu_group) : "-") + "\n";
+        return out;
+    };
+    EXPECT_EQ(describe(kernel), describe(by_component));
+    EXPECT_NE(describe(kernel).find(" 1 "), std::string::npos) << describe(kernel);
     EXPECT_EQ(kernel.resolve("class/net/up/class/net/ens1f0/operstate"),
               "devices/pci0000:00/0000:3b:00.0/net/ens1f0/operstate");
     EXPECT_EQ(kernel.resolve("class/net/up/../../.."), "") << "the root, however many '..'";
