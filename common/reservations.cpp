@@ -604,7 +604,14 @@ std::vector<RecordEntry> ReservationStore::load() const {
     return out;
 }
 
-std::string ReservationStore::temp_name() const { return cat(kTempPrefix, ::getpid(), '-', temp_counter++); }
+std::string ReservationStore::temp_name() const {
+    auto name = cat(kTempPrefix, ::getpid(), '-', temp_counter++);
+    // A temporary by this name can only be the leftover of a writer that
+    // died (temporaries are made under the lock) and had our pid before:
+    // pids are reused.
+    if (::unlinkat(dir_fd_, name.c_str(), 0) != 0 && errno == EISDIR) ::unlinkat(dir_fd_, name.c_str(), AT_REMOVEDIR);
+    return name;
+}
 
 bool ReservationStore::has_record(const PciAddress& pci) const {
     struct stat st{};
@@ -621,9 +628,6 @@ bool ReservationStore::create(const Reservation& r) {
     // Held already: nothing to write, nothing to undo.
     if (has_record(r.pci)) return false;
     const auto temp = temp_name();
-    // A temporary by this name can only be the leftover of a writer that
-    // died (we hold the lock) and had our pid before: pids are reused.
-    ::unlinkat(dir_fd_, temp.c_str(), 0);
     const int fd = ::openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | kOpenFlags, kFileMode);
     if (fd < 0) fail("creating a record in ", dir_, ": ", errno_text());
     try {
