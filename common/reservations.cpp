@@ -19,6 +19,7 @@
 #include <random>
 #include <thread>
 
+#include "dirents.hpp"
 #include "error.hpp"
 #include "sysfs.hpp"
 #include "text.hpp"
@@ -168,31 +169,6 @@ std::optional<std::vector<std::string>> names_in(int fd) {
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
-// Calls `each` with every name in the directory `fd` (but "." and ".."),
-// read with getdents64 straight into a buffer: a start lists the index
-// directory of every PF of its pool, thousands of names, and a string for
-// each would cost more than the listing. False when it cannot be read.
-// `fd` must be freshly opened (at the start of the directory).
-template <typename F>
-bool each_name(int fd, F each) {
-    // The kernel fills the buffer until the next entry does not fit or the
-    // directory ends: a call that left room for the longest entry there can
-    // be (a 255-byte name) reached the end, and the call that would return 0
-    // is saved. This runs once per PF of the pool on every start.
-    constexpr long kLongestEntry = static_cast<long>((offsetof(dirent64, d_name) + 256 + 7) / 8 * 8);
-    alignas(8) char buf[16384];
-    long n;
-    while ((n = ::syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
-        for (long pos = 0; pos < n;) {
-            const auto* entry = reinterpret_cast<const dirent64*>(buf + pos);
-            const std::string_view name = entry->d_name;
-            if (name != "." && name != "..") each(name);
-            pos += entry->d_reclen;
-        }
-        if (n + kLongestEntry <= static_cast<long>(sizeof buf)) return true;
-    }
-    return n == 0;
-}
 
 // A file name made of `value`: bytes outside [A-Za-z0-9._:-] written %XX,
 // so no name can hold a '/' or be "." or "..".
@@ -613,6 +589,19 @@ std::string ReservationStore::temp_name() const {
     return name;
 }
 
+int ReservationStore::create_temporary(const std::string& temp, std::string_view what) const {
+    const int fd = ::openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | kOpenFlags, kFileMode);
+    if (fd < 0) fail("creating ", what, " in ", dir_, ": ", errno_text());
+    try {
+        give_to_owner(fd, what);
+    } catch (...) {
+        ::close(fd);
+        ::unlinkat(dir_fd_, temp.c_str(), 0);
+        throw;
+    }
+    return fd;
+}
+
 bool ReservationStore::has_record(const PciAddress& pci) const {
     struct stat st{};
     // Anything by that name blocks the VF, whatever it is or however it fails.
@@ -628,15 +617,7 @@ bool ReservationStore::create(const Reservation& r) {
     // Held already: nothing to write, nothing to undo.
     if (has_record(r.pci)) return false;
     const auto temp = temp_name();
-    const int fd = ::openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | kOpenFlags, kFileMode);
-    if (fd < 0) fail("creating a record in ", dir_, ": ", errno_text());
-    try {
-        give_to_owner(fd, "a record");
-    } catch (...) {
-        ::close(fd);
-        ::unlinkat(dir_fd_, temp.c_str(), 0);
-        throw;
-    }
+    const int fd = create_temporary(temp, "a record");
     const auto text = format_record(r);
     // fdatasync: a state_dir on disk keeps complete records across a host
     // crash too; on tmpfs (the default) it costs nothing.
@@ -766,16 +747,7 @@ ino_t ReservationStore::pf_count_file(int dfd, bool create) const {
     // Made under a temporary name and given to the owner before it is
     // linked in: the hooks must be able to link it (fs.protected_hardlinks).
     const auto temp = temp_name();
-    const int fd = ::openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | kOpenFlags, kFileMode);
-    if (fd < 0) fail("creating an index file in ", dir_, ": ", errno_text());
-    try {
-        give_to_owner(fd, "an index file");
-    } catch (...) {
-        ::close(fd);
-        ::unlinkat(dir_fd_, temp.c_str(), 0);
-        throw;
-    }
-    ::close(fd);
+    ::close(create_temporary(temp, "an index file"));
     const bool linked = ::linkat(dir_fd_, temp.c_str(), dfd, kCountFile, 0) == 0 || errno == EEXIST;
     const int link_errno = errno;
     ::unlinkat(dir_fd_, temp.c_str(), 0);
@@ -893,7 +865,7 @@ std::vector<unsigned> ReservationStore::indexed_on_pf(const std::string& pf) con
     if (dfd < 0) return out;
     // Sorted through a bitmap: names come in no order, indexes are small.
     std::vector<bool> seen;
-    each_name(dfd, [&seen](std::string_view name) {
+    for_each_name(dfd, [&seen](std::string_view name) {
         // "<index>-<pci>": the digits before the dash.
         unsigned index = 0;
         size_t i = 0;
@@ -930,15 +902,7 @@ int ReservationStore::layout_version() const {
 
 void ReservationStore::write_layout_marker() const {
     const auto temp = temp_name();
-    const int fd = ::openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | kOpenFlags, kFileMode);
-    if (fd < 0) fail("writing ", dir_, "/", kLayoutFile, ": ", errno_text());
-    try {
-        give_to_owner(fd, "the layout marker");
-    } catch (...) {
-        ::close(fd);
-        ::unlinkat(dir_fd_, temp.c_str(), 0);
-        throw;
-    }
+    const int fd = create_temporary(temp, "the layout marker");
     const bool written = write_all(fd, cat(kLayoutMagic, ' ', kLayoutVersion, '\n')) && ::fdatasync(fd) == 0;
     const int write_errno = errno;
     ::close(fd);

@@ -248,6 +248,9 @@ private:
     void write_layout_marker() const;
     void write_layout_marker_if_possible() const;
     std::string temp_name() const;
+    // The file `temp` created (exclusively) and given to the owner, open for
+    // writing; throws Error naming `what`.
+    int create_temporary(const std::string& temp, std::string_view what) const;
     // Gives the file behind `fd` to the state directory's owner when this
     // process is someone else; throws Error naming `what` if it cannot.
     void give_to_owner(int fd, std::string_view what) const;

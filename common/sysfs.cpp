@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <memory>
 
+#include "dirents.hpp"
 #include "error.hpp"
 #include "text.hpp"
 
@@ -300,21 +301,7 @@ std::vector<std::string> list_fd(int fd) {
     std::vector<std::string> names;
     // getdents64 directly: readdir's DIR costs an fcntl and an allocation,
     // once per VF in a full scan.
-    // The kernel fills the buffer until the next entry does not fit or the
-    // directory ends: a call that left room for the longest entry there can
-    // be reached the end, and the call that would return 0 is saved.
-    constexpr long kLongestEntry = static_cast<long>((offsetof(dirent64, d_name) + 256 + 7) / 8 * 8);
-    alignas(8) char buf[8192];
-    long n;
-    while ((n = ::syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
-        for (long pos = 0; pos < n;) {
-            const auto* entry = reinterpret_cast<const dirent64*>(buf + pos);
-            const std::string_view name = entry->d_name;
-            if (name != "." && name != "..") names.emplace_back(name);
-            pos += entry->d_reclen;
-        }
-        if (n + kLongestEntry <= static_cast<long>(sizeof buf)) break;
-    }
+    for_each_name(fd, [&names](std::string_view name) { names.emplace_back(name); });
     ::close(fd);
     std::sort(names.begin(), names.end());
     return names;
