@@ -170,15 +170,14 @@ std::optional<std::vector<std::string>> names_in(int fd) {
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
 
-// A file name made of `value`: bytes outside [A-Za-z0-9._:-] written %XX,
-// so no name can hold a '/' or be "." or "..".
-std::string name_component(std::string_view value) {
+// `value` with every byte that `keep` refuses written %XX (upper-case hex).
+template <typename Keep>
+std::string percent_encoded(std::string_view value, Keep keep) {
     static constexpr char kHex[] = "0123456789ABCDEF";
     std::string out;
     for (const char c : value) {
         const auto b = static_cast<unsigned char>(c);
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-            c == ':' || c == '-') {
+        if (keep(c)) {
             out += c;
         } else {
             out += '%';
@@ -187,6 +186,15 @@ std::string name_component(std::string_view value) {
         }
     }
     return out;
+}
+
+// A file name made of `value`: bytes outside [A-Za-z0-9._:-] written %XX,
+// so no name can hold a '/' or be "." or "..".
+std::string name_component(std::string_view value) {
+    return percent_encoded(value, [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+               c == ':' || c == '-';
+    });
 }
 
 // The entry of a record in its VM's and its PF's index directories.
@@ -241,19 +249,10 @@ unsigned hex_value(char c) {
 std::string encode_v2(std::string_view value) {
     if (value.empty()) return "-";
     if (value == "-") return "%2D";
-    static constexpr char kHex[] = "0123456789ABCDEF";
-    std::string out;
-    for (const char c : value) {
+    return percent_encoded(value, [](char c) {
         const auto b = static_cast<unsigned char>(c);
-        if (b > 0x20 && b < 0x7f && c != '%') {
-            out += c;
-        } else {
-            out += '%';
-            out += kHex[b >> 4];
-            out += kHex[b & 0xf];
-        }
-    }
-    return out;
+        return b > 0x20 && b < 0x7f && c != '%';
+    });
 }
 
 std::string decode_v2(std::string_view key, std::string_view text) {
