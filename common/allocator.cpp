@@ -5,6 +5,7 @@
 
 #include "error.hpp"
 #include "text.hpp"
+#include "vf_state.hpp"
 
 namespace sriovpt {
 

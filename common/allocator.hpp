@@ -14,7 +14,6 @@
 
 #include "host.hpp"
 #include "reservations.hpp"
-#include "vf_state.hpp"
 
 namespace sriovpt {
 
