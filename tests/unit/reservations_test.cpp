@@ -355,6 +355,13 @@ TEST(Store, FilesMadeByAnotherUserBelongToTheStateDirectorysOwner) {
     EXPECT_EQ(record.st_uid, kHooks);
     EXPECT_EQ(record.st_gid, kHooks);
     EXPECT_EQ(record.st_mode & 0777, 0640u);
+    // The index root made: its directories and the PF's count file too.
+    for (const auto& made : {dir + "/" + vm_index_dir(sample().vm_id), dir + "/pf-ens1f0", dir + "/pf-ens1f0/count",
+                             dir + "/layout"}) {
+        const auto st = stat_of(made);
+        EXPECT_EQ(st.st_uid, kHooks) << made;
+        EXPECT_EQ(st.st_gid, kHooks) << made;
+    }
     ASSERT_TRUE(store.remove(old.pci));
     EXPECT_TRUE(store.unusable_by_owner().empty());
 
