@@ -31,7 +31,11 @@
 #include <string>
 #include <vector>
 
+#include <ctime>
+
 #include "harness.hpp"
+#include "host.hpp"
+#include "reservations.hpp"
 
 extern char** environ;
 
@@ -65,15 +69,18 @@ private:
 // Starts `exe` with stdin/stdout from /dev/null and stderr to `err_path`
 // (or /dev/null). posix_spawn (vfork+exec in glibc): the spawning cost does
 // not depend on the size of this process.
-pid_t start(const std::string& exe, const Env& env, const std::string& err_path = "/dev/null") {
+pid_t start(const std::string& exe, const Env& env, const std::string& err_path = "/dev/null",
+            const std::vector<std::string>& args = {}) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    char* argv[] = {const_cast<char*>(exe.c_str()), nullptr};
+    std::vector<char*> argv{const_cast<char*>(exe.c_str())};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
     pid_t pid = -1;
-    const int rc = posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv, env.envp());
+    const int rc = posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), env.envp());
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) throw std::runtime_error("cannot start " + exe + ": " + std::strerror(rc));
     return pid;
@@ -88,9 +95,10 @@ int wait_for(pid_t pid) {
 }
 
 // Microseconds from spawn to reaped exit; the exit status in `status`.
-double timed_run(const std::string& exe, const Env& env, int& status, const std::string& err_path = "/dev/null") {
+double timed_run(const std::string& exe, const Env& env, int& status, const std::string& err_path = "/dev/null",
+                 const std::vector<std::string>& args = {}) {
     const double t0 = now_us();
-    const pid_t pid = start(exe, env, err_path);
+    const pid_t pid = start(exe, env, err_path, args);
     status = wait_for(pid);
     return now_us() - t0;
 }
@@ -135,17 +143,41 @@ std::string domain(unsigned vm, unsigned nics, unsigned passthrough) {
     return test::make_domain(vnics, vm_id_of(vm), "vm" + std::to_string(vm));
 }
 
-// 8 PFs of `vfs_per_pf` VFs each, all serving sriovnet.
-std::unique_ptr<TestHost> make_host(unsigned vfs_per_pf) {
+std::string pf_name(unsigned i) { return "ens" + std::to_string(i + 1) + "f0"; }
+
+// `pf_count` PFs (8 unless said) of `vfs_per_pf` VFs each, all serving sriovnet.
+std::unique_ptr<TestHost> make_host(unsigned vfs_per_pf, unsigned pf_count = 8) {
     std::string pfs;
-    for (unsigned i = 0; i < 8; ++i) pfs += (i ? ", ens" : "ens") + std::to_string(i + 1) + "f0";
+    for (unsigned i = 0; i < pf_count; ++i) pfs += (i ? ", " : "") + pf_name(i);
     auto host = std::make_unique<TestHost>("[network.sriovnet]\npfs = " + pfs + "\nvlan = 100\n");
-    for (unsigned i = 0; i < 8; ++i) {
+    for (unsigned i = 0; i < pf_count; ++i) {
         char pci[16];
         std::snprintf(pci, sizeof pci, "0000:%02x:00.0", 0x10 + 4 * i);
-        host->sysfs().add_pf({"ens" + std::to_string(i + 1) + "f0", pci, vfs_per_pf, vfs_per_pf});
+        host->sysfs().add_pf({pf_name(i), pci, vfs_per_pf, vfs_per_pf});
     }
     return host;
+}
+
+// `count` VFs held by other VMs (two each), spread over the PFs as the
+// choice spreads them (round robin, lowest index first), written as the
+// hooks write them (lock, index).
+void hold(TestHost& host, unsigned count, unsigned pf_count) {
+    ReservationStore store(host.state_dir(), std::chrono::seconds(10));
+    const auto lock = store.lock();
+    for (unsigned k = 0; k < count; ++k) {
+        Reservation r;
+        r.pf = pf_name(k % pf_count);
+        r.vf_index = k / pf_count;
+        r.pci = host.sysfs().vf_pci(r.pf, r.vf_index);
+        r.vm_id = vm_id_of(5000 + k / 2);
+        r.mac = mac_of(5000 + k / 2, k % 2);
+        r.network = "sriovnet";
+        r.vlan = 100;
+        r.boot_id = current_boot_id();
+        r.created = static_cast<std::int64_t>(std::time(nullptr));
+        r.origin = "before_vm_start";
+        if (!store.create(r)) throw std::runtime_error("hold: VF " + r.pci.to_string() + " held twice");
+    }
 }
 
 struct Row {
@@ -186,7 +218,8 @@ Row vm_start_case(const std::string& name, TestHost& host, unsigned nics, unsign
             timed_run(destroy, env, status, err_path);
             if (status != 0)
                 throw std::runtime_error(name + ": after_vm_destroy failed: " + test::read_text(err_path));
-            if (!host.records().empty()) throw std::runtime_error(name + ": records left after after_vm_destroy");
+            if (!ReservationStore(host.state_dir(), std::chrono::seconds(1)).records_of_vm(vm_id_of(1)).empty())
+                throw std::runtime_error(name + ": records left after after_vm_destroy");
         }
         if (i >= 3) {
             trivial.push_back(t);
@@ -279,6 +312,38 @@ Row numa_case(const std::string& name, const std::string& placement, unsigned ru
     return row;
 }
 
+// `sriov-passthrough status` (the table, libvirt not asked) against the
+// trivial program, interleaved; its output checked once.
+Row status_case(const std::string& name, TestHost& host, unsigned vfs, unsigned runs) {
+    const Env env(std::map<std::string, std::string>{{"PATH", "/usr/bin:/bin"}});
+    const auto out_path = host.dir() + "/status";
+    const std::vector<std::string> args{"--config", host.conf_path(), "status", "--no-libvirt"};
+    std::vector<double> trivial, timed;
+    for (unsigned i = 0; i < 3 + runs; ++i) {
+        int status = 0;
+        const double t = timed_run(SRIOVPT_BENCH_TRIVIAL, env, status);
+        const double h = timed_run(SRIOVPT_CLI, env, status, out_path, args);
+        if (status != 0) throw std::runtime_error(name + ": status failed: " + test::read_text(out_path));
+        if (i >= 3) {
+            trivial.push_back(t);
+            timed.push_back(h);
+        }
+    }
+    // Timed with stdout on /dev/null; what it prints is checked once.
+    const auto check = test::run_command({SRIOVPT_CLI, "--config", host.conf_path(), "status", "--no-libvirt"});
+    if (check.status != 0 || count(check.output, "\nens") != vfs)
+        throw std::runtime_error(name + ": status did not list " + std::to_string(vfs) + " VFs");
+    Row row;
+    row.name = name;
+    row.trivial_us = median(trivial);
+    row.hook_us = median(timed);
+    row.ratio = row.hook_us / row.trivial_us;
+    char note[64];
+    std::snprintf(note, sizeof note, "%.1f ms", row.hook_us / 1e3);
+    row.note = note;
+    return row;
+}
+
 // `vms` before_vm_start processes started at once, each a different VM with
 // 4 vNICs of which 2 pass through, over 8×64 VFs. Repeated `rounds` times
 // (VFs released between rounds, untimed).
@@ -288,8 +353,8 @@ struct BulkResult {
     unsigned failures = 0;
 };
 
-BulkResult bulk_case(unsigned vms, unsigned rounds) {
-    auto host = make_host(64);
+BulkResult bulk_case(TestHost& host_ref, unsigned vms, unsigned rounds, size_t held_before = 0) {
+    auto* host = &host_ref;
     std::vector<std::string> xmls;
     for (unsigned vm = 0; vm < vms; ++vm) xmls.push_back(domain(100 + vm, 4, 2));
     BulkResult result;
@@ -331,7 +396,7 @@ BulkResult bulk_case(unsigned vms, unsigned rounds) {
         std::set<std::string> vfs;
         const auto held = host->reservations();
         for (const auto& r : held) vfs.insert(r.pci.to_string());
-        if (held.size() != 2 * vms || vfs.size() != held.size()) {
+        if (held.size() != held_before + 2 * vms || vfs.size() != held.size()) {
             std::fprintf(stderr, "bulk: %zu records (%zu distinct VFs) for %u VMs\n", held.size(), vfs.size(), vms);
             ++result.failures;
         }
@@ -340,7 +405,7 @@ BulkResult bulk_case(unsigned vms, unsigned rounds) {
             timed_run(destroy, *envs[vm], status);
             if (status != 0) ++result.failures;
         }
-        if (!host->records().empty()) ++result.failures;
+        if (host->records().size() != held_before) ++result.failures;
     }
     return result;
 }
@@ -418,16 +483,46 @@ int main_(int argc, char** argv) {
         all_ok = all_ok && r.ok;
     }
 
+    // The store's size (issue 11): a 32×64 host, 8 VFs held by others, then 2000.
+    std::fprintf(stderr, "held reservations: building 32×64 hosts...\n");
+    auto few = make_host(64, 32);
+    hold(*few, 8, 32);
+    auto many = make_host(64, 32);
+    hold(*many, 2000, 32);
+    std::vector<Row> held_rows;
+    held_rows.push_back(vm_start_case("1 vNIC, passthrough, 32×64 VFs, 8 held", *few, 1, 1, runs, 0));
+    held_rows.push_back(vm_start_case("1 vNIC, passthrough, 32×64 VFs, 2000 held", *many, 1, 1, runs, 0));
+    held_rows.push_back(vm_start_case("4 vNICs, 2 passthrough, 32×64 VFs, 2000 held", *many, 4, 2, runs, 0));
+    const double held_growth = held_rows[1].ratio / held_rows[0].ratio;
+    char held_note[64];
+    std::snprintf(held_note, sizeof held_note, "%.2f× the 8-held ratio", held_growth);
+    held_rows[1].note = held_note;
+    const bool held_ok = held_growth <= 1.5;
+    all_ok = all_ok && held_ok;
+    held_rows.push_back(status_case("status, 32×64 VFs, 2000 held", *many, 2048, runs));
+    held_rows.push_back(status_case("status, 8×256 VFs, none held", *hosts[256], 2048, runs));
+    std::printf("\n");
+    print_rows(held_rows);
+    std::printf("\nFrom 8 to 2000 reservations held: %.2f× (target ≤ 1.5×): %s\n", held_growth,
+                held_ok ? "ok" : "MISSED");
+
     std::fprintf(stderr, "64 VM starts at once, %u rounds...\n", rounds);
-    const auto bulk = bulk_case(64, rounds);
-    std::printf("\n64 VM starts at once (separate processes; 4 vNICs, 2 passthrough each; 8×64 VFs), %u rounds:\n",
-                rounds);
-    std::printf("| starts | failed | p50 per start (ms) | p99 per start (ms) | throughput (starts/s, median) |\n");
-    std::printf("|---:|---:|---:|---:|---:|\n");
-    std::printf("| %zu | %u | %.1f | %.1f | %.0f |\n", bulk.latency_us.size(), bulk.failures,
-                percentile(bulk.latency_us, 50) / 1e3, percentile(bulk.latency_us, 99) / 1e3,
-                median(bulk.throughput));
-    all_ok = all_ok && bulk.failures == 0;
+    auto bulk_host = make_host(64);
+    const auto bulk = bulk_case(*bulk_host, 64, rounds);
+    // 2000 held and 128 more wanted: 32×68 VFs.
+    auto crowded = make_host(68, 32);
+    hold(*crowded, 2000, 32);
+    const auto crowded_bulk = bulk_case(*crowded, 64, rounds, 2000);
+    std::printf("\n64 VM starts at once (separate processes; 4 vNICs, 2 passthrough each), %u rounds:\n", rounds);
+    std::printf("| host | starts | failed | p50 per start (ms) | p99 per start (ms) | throughput (starts/s, median) |\n");
+    std::printf("|---|---:|---:|---:|---:|---:|\n");
+    for (const auto& [label, b] : {std::pair<const char*, const BulkResult*>{"8×64 VFs, none held", &bulk},
+                                   {"32×68 VFs, 2000 held", &crowded_bulk}}) {
+        std::printf("| %s | %zu | %u | %.1f | %.1f | %.0f |\n", label, b->latency_us.size(), b->failures,
+                    percentile(b->latency_us, 50) / 1e3, percentile(b->latency_us, 99) / 1e3,
+                    median(b->throughput));
+        all_ok = all_ok && b->failures == 0;
+    }
     std::printf("\n%s\n", all_ok ? "all targets met" : "SOME TARGETS MISSED");
     return all_ok ? 0 : 1;
 }

@@ -98,6 +98,17 @@ void check_store(Host& host, Findings& out) {
         for (const auto& e : store.load()) {
             if (!e.record) out.problem(cat("record ", store.dir(), "/", e.file, ": ", e.problem));
         }
+        // An earlier release run after this one indexed the store (a
+        // downgrade, then an upgrade) writes records the index misses: the
+        // hooks would not find them by VM. Stale entries only skew the choice.
+        if (store.indexed()) {
+            const auto index = store.check_index();
+            for (const auto& m : index.missing)
+                out.problem(cat("record ", store.dir(), "/", m, " is missing from the index, so the hooks do not find it "
+                                "by its VM (run sriov-passthrough gc to repair the index)"));
+            for (const auto& e : index.stale)
+                out.warning(cat("index entry ", store.dir(), "/", e, " is no record's (sriov-passthrough gc removes it)"));
+        }
     } catch (const Error& e) {
         out.problem(e.what());
     }

@@ -187,6 +187,9 @@ int gc_command(const std::vector<std::string>& args) {
         std::cout << (dry ? "would reclaim VF " : "reclaimed VF ") << r.pci.to_string() << " of vNIC " << r.mac
                   << " of VM " << r.vm_id << ": " << why << "\n";
     for (const auto& t : report.temporaries) std::cout << "removed leftover " << t << "\n";
+    for (const auto& m : report.index.missing)
+        std::cout << (dry ? "would index " : "indexed ") << m << " (missing from the index)\n";
+    for (const auto& e : report.index.stale) std::cout << (dry ? "would remove" : "removed") << " stale index entry " << e << "\n";
     for (const auto& n : report.notes) std::cout << "note: " << n << "\n";
     if (report.reclaimed.empty()) std::cout << "nothing to reclaim\n";
     if (dry) {

@@ -1,6 +1,6 @@
 // Reading VF settings back from the kernel for `status` (docs/design.md, "VF
-// settings and the privileged helper"). Apart from status.hpp, whose VfState
-// is another thing than vf_link.hpp's.
+// settings and the privileged helper"). Apart from status.hpp, so that the
+// command alone links the netlink library.
 #pragma once
 
 #include <map>

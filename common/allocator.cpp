@@ -7,16 +7,9 @@
 #include "error.hpp"
 #include "text.hpp"
 #include "vf_settings.hpp"
+#include "vf_state.hpp"
 
 namespace sriovpt {
-
-std::optional<std::string> staleness(const Reservation& r, const std::string& boot_id, std::int64_t now,
-                                     unsigned grace, const std::set<std::string>* running) {
-    if (!r.boot_id.empty() && !boot_id.empty() && r.boot_id != boot_id) return "made before the host last booted";
-    if (now - r.created < static_cast<std::int64_t>(grace)) return std::nullopt;
-    if (running && !running->count(r.vm_id)) return cat("VM ", r.vm_id, " is not running");
-    return std::nullopt;
-}
 
 namespace {
 
@@ -83,42 +76,12 @@ auto under_lock_asking_libvirt(Host& host, LibvirtAnswers& answers, F attempt) -
     }
 }
 
-// The store as read under the lock, kept up to date as this process changes it.
-struct Snapshot {
-    std::vector<RecordEntry> entries;
-
-    std::set<PciAddress> blocked() const {  // every VF with a record file, good or bad
-        std::set<PciAddress> out;
-        for (const auto& e : entries) {
-            if (e.pci) out.insert(*e.pci);
-            if (e.record) out.insert(e.record->pci);
-        }
-        return out;
-    }
-    unsigned held_on(const std::string& pf) const {
-        return static_cast<unsigned>(std::count_if(entries.begin(), entries.end(),
-                                                   [&](const auto& e) { return e.record && e.record->pf == pf; }));
-    }
-    const Reservation* find(const std::string& vm_id, const std::string& mac) const {
-        for (const auto& e : entries) {
-            // A record that waits for its VF's reset is no longer the vNIC's.
-            if (e.record && e.record->vm_id == vm_id && e.record->mac == mac && !awaits_reset(*e.record))
-                return &*e.record;
-        }
-        return nullptr;
-    }
-    void erase(const PciAddress& pci) {
-        std::erase_if(entries, [&](const auto& e) { return e.record && e.record->pci == pci; });
-    }
-};
-
 // Whether a VF held for the vNIC already serves `req` as it asks now: the
 // same network, a PF of its pool, the same VLAN, and under numa=required a
 // PF on the VM's nodes.
 bool serves(const Reservation& held, const VnicRequest& req, const Sysfs& sysfs) {
     const auto at = std::find(req.pfs.begin(), req.pfs.end(), held.pf);
     if (held.network != req.network || held.vlan != req.vlan || at == req.pfs.end()) return false;
-    // NUMA: under `required`, a leftover on another node than the VM's does not serve.
     if (req.numa != NumaPolicy::required || req.vm_nodes.empty()) return true;
     const auto numa = pool_placement(sysfs, req.numa, req.vm_nodes, req.pfs, req.pf_nodes);
     return numa.ranks[static_cast<size_t>(at - req.pfs.begin())] != kNumaExcluded;
@@ -148,81 +111,190 @@ struct PfTally {
     }
 };
 
+// Why a pool has no free VF: what was seen on each of its PFs, and what
+// could not be checked.
+struct Shortage {
+    std::vector<PfTally> pfs;
+    std::string note;
+
+    std::string describe() const {
+        std::vector<std::string> why;
+        for (const auto& t : pfs) why.push_back(t.describe());
+        if (!note.empty()) why.push_back(note);
+        return join(why, "; ");
+    }
+};
+
+// The store as one reservation sees it, under the lock: read through the
+// index, only what the choice asks for (the vNIC's own records, the held
+// VFs of the PFs it tries, whether a VF has a record), and kept up to date
+// with what this call changes.
+class StoreView {
+public:
+    explicit StoreView(ReservationStore& store) : store_(store) {}
+
+    // The records of the vNIC vm_id+mac, by PCI address.
+    std::vector<Reservation> records_of(const std::string& vm_id, const std::string& mac) {
+        auto it = vms_.find(vm_id);
+        if (it == vms_.end()) it = vms_.emplace(vm_id, store_.records_of_vm(vm_id)).first;
+        std::vector<Reservation> out;
+        for (const auto& r : it->second) {
+            if (r.vm_id == vm_id && r.mac == mac) out.push_back(r);
+        }
+        return out;
+    }
+
+    // How many VFs of `pf` are held.
+    unsigned held_count(const std::string& pf) {
+        if (const auto it = pfs_.find(pf); it != pfs_.end()) return static_cast<unsigned>(it->second.size());
+        auto it = counts_.find(pf);
+        if (it == counts_.end()) it = counts_.emplace(pf, store_.held_on_pf(pf)).first;
+        return it->second;
+    }
+
+    // The VF indexes of `pf` that are held, sorted.
+    const std::vector<unsigned>& held_on(const std::string& pf) {
+        auto it = pfs_.find(pf);
+        if (it == pfs_.end()) it = pfs_.emplace(pf, store_.indexed_on_pf(pf)).first;
+        return it->second;
+    }
+
+    bool has_record(const PciAddress& pci) const { return lost_.count(pci) || store_.has_record(pci); }
+
+    // Writes `r`; false when its VF turned out to have a record already.
+    bool create(const Reservation& r) {
+        if (!store_.create(r)) {
+            // Written by someone who did not take the lock: never that VF.
+            lost_.insert(r.pci);
+            return false;
+        }
+        if (const auto it = vms_.find(r.vm_id); it != vms_.end()) it->second.push_back(r);
+        if (const auto it = pfs_.find(r.pf); it != pfs_.end())
+            it->second.insert(std::lower_bound(it->second.begin(), it->second.end(), r.vf_index), r.vf_index);
+        if (const auto it = counts_.find(r.pf); it != counts_.end()) ++it->second;
+        return true;
+    }
+
+    // Gives `r` back (retire_record): a record with VF settings stays,
+    // marked, blocking its VF until the reset; it is then in `pending`.
+    void give_back(const Reservation& r, const std::string& boot_id, std::vector<Reservation>& pending) {
+        const auto kept = retire_record(store_, r, boot_id);
+        if (const auto it = vms_.find(r.vm_id); it != vms_.end()) std::erase(it->second, r);
+        if (kept && kept->reset_pending) {
+            pending.push_back(*kept);
+            return;  // still held on its PF
+        }
+        if (const auto it = pfs_.find(r.pf); it != pfs_.end()) {
+            const auto at = std::lower_bound(it->second.begin(), it->second.end(), r.vf_index);
+            if (at != it->second.end() && *at == r.vf_index) it->second.erase(at);
+        }
+        if (const auto it = counts_.find(r.pf); it != counts_.end() && it->second > 0) --it->second;
+    }
+
+    // After records were reclaimed or the index repaired behind its back.
+    void forget() {
+        vms_.clear();
+        pfs_.clear();
+        counts_.clear();
+    }
+
+private:
+    ReservationStore& store_;
+    std::map<std::string, std::vector<Reservation>> vms_;
+    std::map<std::string, std::vector<unsigned>> pfs_;   // listed: the PFs walked
+    std::map<std::string, unsigned> counts_;            // counted: the PFs ordered
+    std::set<PciAddress> lost_;
+};
+
 class Chooser {
 public:
-    Chooser(Host& host, const Snapshot& snapshot, const LibvirtAnswers& answers)
-        : host_(host), snapshot_(snapshot), answers_(answers) {}
+    Chooser(Host& host, StoreView& view, const LibvirtAnswers& answers) : host_(host), view_(view), answers_(answers) {}
 
-    // The free VF for `req`, or nullopt with `tallies` saying why there is none.
-    // PFs are tried least held first (pool order breaks ties), and sysfs is
-    // read only for the PFs tried: a start usually reads one PF and one VF.
-    std::optional<VfInfo> choose(const VnicRequest& req, std::vector<PfTally>& tallies) {
-        tallies.assign(req.pfs.size(), PfTally{});
-        const auto blocked = snapshot_.blocked();
-        // --- NUMA (placement.hpp): the rank goes before the balancing, which
-        // stays among PFs of equal rank; excluded PFs are not tried.
-        const auto numa = pool_placement(host_.sysfs(), req.numa, req.vm_nodes, req.pfs, req.pf_nodes);
-        std::vector<std::tuple<int, unsigned, size_t>> order;  // (NUMA rank, held, position in the pool)
-        for (size_t k = 0; k < req.pfs.size(); ++k) {
-            if (numa.ranks[k] == kNumaExcluded) {
-                tallies[k].name = req.pfs[k];
-                tallies[k].missing = excluded_pf_text(numa.nodes[k], req.vm_nodes);
-                continue;
-            }
-            order.emplace_back(numa.ranks[k], snapshot_.held_on(req.pfs[k]), k);
-        }
-        std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
-            return std::tie(std::get<0>(a), std::get<1>(a)) < std::tie(std::get<0>(b), std::get<1>(b));
-        });
-        // --- end NUMA
-        for (const auto& [rank, held, k] : order) {
-            const auto& name = req.pfs[k];
-            auto& tally = tallies[k];
-            tally.name = name;
-            const auto& pf = pf_info(name);
-            if (!pf) {
-                tally.missing = "is not an SR-IOV PF on this host (no class/net/" + name + "/device/sriov_totalvfs)";
-                continue;
-            }
-            if (!pf->problem.empty()) {
-                tally.missing = "cannot be used: " + pf->problem;
-                continue;
-            }
-            if (pf->num_vfs == 0) {
-                tally.missing = "has no VFs enabled (sriov_numvfs is 0)";
-                continue;
-            }
-            tally.vfs = pf->num_vfs;
-            for (unsigned i = 0; i < pf->num_vfs; ++i) {
-                const auto pci = host_.inventory().vf_address(*pf, i);
-                if (!pci) {
-                    ++tally.absent;
-                    continue;
-                }
-                if (blocked.count(*pci)) {
-                    ++tally.held;
-                    continue;
-                }
-                auto vf = host_.inventory().vf(*pf, i);
-                if (!vf) {
-                    ++tally.absent;
-                    continue;
-                }
-                if (is_assignment_driver(vf->driver)) {
-                    ++tally.assigned;
-                } else if (vf->netdev_state == "up") {
-                    ++tally.netdev_up;
-                } else if (used_by_domains(*pci)) {
-                    ++tally.in_domains;
-                } else {
-                    return vf;
-                }
-            }
+    // The free VF for `req`, or nullopt with `why` saying why there is none.
+    // sysfs is read only for the PFs tried, in pool_order: a start usually
+    // reads one PF and one VF.
+    std::optional<VfInfo> choose(const VnicRequest& req, Shortage& why) {
+        why = Shortage{};
+        why.pfs.assign(req.pfs.size(), PfTally{});
+        for (const size_t k : pool_order(req, why)) {
+            if (auto vf = free_vf_on(req.pfs[k], why.pfs[k])) return vf;
         }
         return std::nullopt;
     }
 
 private:
+    // The order the PFs of the pool are tried in (positions in req.pfs):
+    // by NUMA rank (placement.hpp), then the fewest held, the pool's order
+    // breaking ties. A PF the NUMA policy excludes is not tried; `why` says so.
+    std::vector<size_t> pool_order(const VnicRequest& req, Shortage& why) {
+        const auto numa = pool_placement(host_.sysfs(), req.numa, req.vm_nodes, req.pfs, req.pf_nodes);
+        std::vector<std::tuple<int, unsigned, size_t>> order;  // (NUMA rank, held, position in the pool)
+        for (size_t k = 0; k < req.pfs.size(); ++k) {
+            if (numa.ranks[k] == kNumaExcluded) {
+                why.pfs[k].name = req.pfs[k];
+                why.pfs[k].missing = excluded_pf_text(numa.nodes[k], req.vm_nodes);
+                continue;
+            }
+            order.emplace_back(numa.ranks[k], view_.held_count(req.pfs[k]), k);
+        }
+        std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+            return std::tie(std::get<0>(a), std::get<1>(a)) < std::tie(std::get<0>(b), std::get<1>(b));
+        });
+        std::vector<size_t> out;
+        for (const auto& entry : order) out.push_back(std::get<2>(entry));
+        return out;
+    }
+
+    // The free VF of the lowest index on PF `name`, counting in `tally`
+    // what the others are.
+    std::optional<VfInfo> free_vf_on(const std::string& name, PfTally& tally) {
+        tally.name = name;
+        const auto& pf = pf_info(name);
+        if (!pf) {
+            tally.missing = "is not an SR-IOV PF on this host (no class/net/" + name + "/device/sriov_totalvfs)";
+            return std::nullopt;
+        }
+        if (!pf->problem.empty()) {
+            tally.missing = "cannot be used: " + pf->problem;
+            return std::nullopt;
+        }
+        if (pf->num_vfs == 0) {
+            tally.missing = "has no VFs enabled (sriov_numvfs is 0)";
+            return std::nullopt;
+        }
+        tally.vfs = pf->num_vfs;
+        // The index says which are held without a look at sysfs.
+        const auto& held = view_.held_on(name);
+        for (unsigned i = 0; i < pf->num_vfs; ++i) {
+            if (std::binary_search(held.begin(), held.end(), i)) {
+                ++tally.held;
+                continue;
+            }
+            const auto pci = host_.inventory().vf_address(*pf, i);
+            if (!pci) {
+                ++tally.absent;
+                continue;
+            }
+            if (view_.has_record(*pci)) {  // a record the index does not list under this PF
+                ++tally.held;
+                continue;
+            }
+            auto vf = host_.inventory().vf(*pf, i);
+            if (!vf) {
+                ++tally.absent;
+                continue;
+            }
+            switch (classify_vf(nullptr, std::nullopt, *vf, [&] { return used_by_domains(*pci); })) {
+                case VfState::free: return vf;
+                case VfState::assigned: ++tally.assigned; break;
+                case VfState::host_up: ++tally.netdev_up; break;
+                case VfState::in_domain: ++tally.in_domains; break;
+                default: ++tally.held; break;
+            }
+        }
+        return std::nullopt;
+    }
+
     // The PF as sysfs shows it, read once per reservation (it does not
     // change under a hook, and each read resolves several symlinks).
     const std::optional<PfInfo>& pf_info(const std::string& name) {
@@ -240,27 +312,33 @@ private:
     }
 
     Host& host_;
-    const Snapshot& snapshot_;
+    StoreView& view_;
     const LibvirtAnswers& answers_;
     std::map<std::string, std::optional<PfInfo>> pfs_;
 };
 
-// Removes the stale records of `snapshot` (from the store too unless
-// dry_run); returns them with their reasons. Records of the VMs in `spare`
-// are kept whatever their age: a VM being started right now is not yet a
-// domain libvirt knows, and its records include those this very call made.
-// Needs libvirt's answer (throws NeedLibvirt until it has it) only when some
-// record is old enough for it to matter; `note` says why there was none.
-// Throws before it changes anything.
-std::vector<std::pair<Reservation, std::string>> reclaim_stale(Host& host, Snapshot& snapshot, bool dry_run,
+// The stale records among `entries` (every record of the store), with their
+// reasons. Records of the VMs in `spare` are kept whatever their age: a VM
+// being started right now is not yet a domain libvirt knows, and its records
+// include those this very call made. Needs libvirt's answer (throws
+// NeedLibvirt until it has it) only when some record is old enough for it to
+// matter; `note` says why there was none. Changes nothing.
+std::vector<std::pair<Reservation, std::string>> stale_records(Host& host, const std::vector<RecordEntry>& entries,
                                                                std::string& note, const LibvirtAnswers& answers,
                                                                const std::set<std::string>& spare = {}) {
     const auto& config = host.config();
     const auto now = host.now();
-    const auto spared = [&](const RecordEntry& e) { return e.record && spare.count(e.record->vm_id) != 0; };
+    const auto judged = [&](const RecordEntry& e) {
+        if (!e.record || spare.count(e.record->vm_id)) return false;
+        // A record already given back and waiting for its reset has no holder
+        // to reclaim from (finish_resets, vf_settings.hpp); one of an earlier
+        // boot goes like any other.
+        const auto& r = *e.record;
+        return !awaits_reset(r) || (!r.boot_id.empty() && !host.boot_id.empty() && r.boot_id != host.boot_id);
+    };
     bool need_libvirt = false;
-    for (const auto& e : snapshot.entries) {
-        if (e.record && !spared(e) && !staleness(*e.record, host.boot_id, now, config.reclaim_grace, nullptr) &&
+    for (const auto& e : entries) {
+        if (judged(e) && !staleness(*e.record, host.boot_id, now, config.reclaim_grace, nullptr) &&
             now - e.record->created >= static_cast<std::int64_t>(config.reclaim_grace))
             need_libvirt = true;
     }
@@ -273,131 +351,155 @@ std::vector<std::pair<Reservation, std::string>> reclaim_stale(Host& host, Snaps
             note = cat("could not ask libvirt which VMs run, so no reservation of this boot was reclaimed: ",
                        answers.running_error);
     }
-    std::vector<std::pair<Reservation, std::string>> reclaimed;
-    auto& entries = snapshot.entries;
-    for (auto it = entries.begin(); it != entries.end();) {
-        // A record already given back and waiting for its reset has no holder
-        // to reclaim from (finish_resets, vf_settings.hpp); one of an earlier
-        // boot goes like any other.
-        const bool resetting = it->record && awaits_reset(*it->record) &&
-                               (it->record->boot_id.empty() || host.boot_id.empty() ||
-                                it->record->boot_id == host.boot_id);
-        const auto why = it->record && !spared(*it) && !resetting
-                             ? staleness(*it->record, host.boot_id, now, config.reclaim_grace, running)
-                             : std::nullopt;
-        if (!why) {
-            ++it;
-            continue;
-        }
-        reclaimed.emplace_back(*it->record, *why);
-        if (!dry_run) {
-            // A VF with settings stays blocked, its record marked, until reset.
-            if (const auto kept = retire_record(host.store(), *it->record, host.boot_id); kept && kept->reset_pending) {
-                it->record = *kept;
-                ++it;
-                continue;
-            }
-        }
-        it = entries.erase(it);
+    std::vector<std::pair<Reservation, std::string>> out;
+    for (const auto& e : entries) {
+        if (!judged(e)) continue;
+        if (auto why = staleness(*e.record, host.boot_id, now, config.reclaim_grace, running))
+            out.emplace_back(*e.record, std::move(*why));
     }
-    return reclaimed;
+    return out;
 }
 
-Snapshot read_snapshot(Host& host) { return Snapshot{host.store().load()}; }
+// One attempt at a reservation, under the lock: what it reads and what it
+// has done so far.
+struct Attempt {
+    Host& host;
+    const LibvirtAnswers& answers;
+    const std::set<std::string>& starting;   // the VMs of this call: never reclaimed by it
+    // Leftovers given back, by vNIC: kept across attempts, as giving back is
+    // not undone.
+    std::map<std::pair<std::string, std::string>, Reservation>& replaced;
+    StoreView view;
+    Chooser chooser;
+    bool refilled = false;   // the pool was refilled once already
+    std::vector<Reservation> pending;   // records seen waiting for their VF's reset
+
+    Attempt(Host& h, const LibvirtAnswers& a, const std::set<std::string>& s,
+            std::map<std::pair<std::string, std::string>, Reservation>& r)
+        : host(h), answers(a), starting(s), replaced(r), view(h.store()), chooser(h, view, a) {}
+};
+
+// The VF the vNIC holds when it still serves `req` as it asks now. A
+// leftover of an earlier life of the vNIC (an after_* hook was killed or
+// timed out) made for another network, pool or VLAN is never reused: it is
+// given back for good (nothing runs on it: the vNIC is being started now)
+// and remembered for the grant.
+std::optional<Reservation> kept_vf(Attempt& a, const VnicRequest& req) {
+    for (const auto& held : a.view.records_of(req.vm_id, req.mac)) {
+        // A record that waits for its VF's reset is no longer the vNIC's;
+        // the caller retries the reset.
+        if (awaits_reset(held)) {
+            a.pending.push_back(held);
+            continue;
+        }
+        if (serves(held, req, a.host.sysfs())) return held;
+        a.view.give_back(held, a.host.boot_id, a.pending);
+        a.replaced.insert_or_assign({req.vm_id, req.mac}, held);
+    }
+    return std::nullopt;
+}
+
+// Gives the pool what can be had back when it ran dry: stale records are
+// reclaimed (from a full read of the store), and the index is repaired (a
+// crash can leave entries that make a VF look held). True if anything was.
+// `note` says what could not be checked.
+bool refill_pool(Attempt& a, std::string& note) {
+    auto& store = a.host.store();
+    const auto entries = store.load();
+    // First, as it may need libvirt before it changes anything.
+    const auto stale = stale_records(a.host, entries, note, a.answers, a.starting);
+    for (const auto& [r, why] : stale) {
+        // A VF with settings stays blocked, its record marked, until reset.
+        if (const auto kept = retire_record(store, r, a.host.boot_id); kept && kept->reset_pending)
+            a.pending.push_back(*kept);
+    }
+    for (const auto& e : entries) {
+        if (e.record && awaits_reset(*e.record)) a.pending.push_back(*e.record);
+    }
+    const bool repaired = !store.repair_index().empty();
+    a.view.forget();
+    return !stale.empty() || repaired;
+}
+
+// A free VF for `req`; throws Error saying what each PF of the pool holds
+// when there is none.
+VfInfo free_vf(Attempt& a, const VnicRequest& req) {
+    Shortage why;
+    if (auto vf = a.chooser.choose(req, why)) return *vf;
+    if (!a.refilled) {
+        // Only now is libvirt worth its cost: the pool is dry, and records of
+        // VMs that died unseen may be refilling it.
+        a.refilled = true;
+        std::string note;
+        if (refill_pool(a, note)) {
+            if (auto vf = a.chooser.choose(req, why)) return *vf;
+        } else {
+            why.note = note;
+        }
+    }
+    fail("no free VF", numa_limit_text(req.numa, req.vm_nodes), " (", why.describe(), ")");
+}
+
+Reservation reservation_of(const Host& host, const VnicRequest& req, const VfInfo& vf) {
+    Reservation r;
+    r.pci = vf.pci;
+    r.pf = vf.pf;
+    r.vf_index = vf.index;
+    r.vm_id = req.vm_id;
+    r.mac = req.mac;
+    r.network = req.network;
+    r.vlan = req.vlan;
+    r.boot_id = host.boot_id;
+    r.created = host.now();
+    r.origin = req.origin;
+    r.vf_settings = req.vf_settings;
+    return r;
+}
+
+Grant grant_for(Attempt& a, const VnicRequest& req) {
+    if (auto held = kept_vf(a, req)) return Grant{*held, false};
+    // The chosen VF can have a record after all only when someone wrote it
+    // without the lock; it is then never chosen again, so this ends.
+    Reservation r;
+    do {
+        r = reservation_of(a.host, req, free_vf(a, req));
+    } while (!a.view.create(r));
+    std::optional<Reservation> leftover;
+    if (const auto it = a.replaced.find({req.vm_id, req.mac}); it != a.replaced.end()) leftover = it->second;
+    return Grant{r, true, leftover};
+}
+
+// Every request served, or none: what this attempt created is given back
+// when it fails or needs libvirt first.
+std::vector<Grant> grant_all(Attempt& a, const std::vector<VnicRequest>& requests) {
+    std::vector<Grant> grants;
+    try {
+        for (const auto& req : requests) {
+            grants.push_back(with_context(cat("reserving a VF for vNIC ", req.mac, " on network ", req.network),
+                                          [&] { return grant_for(a, req); }));
+        }
+    } catch (...) {
+        // Made in this attempt and given to no guest: nothing to reset.
+        for (const auto& g : grants) {
+            if (g.created) a.host.store().remove(g.reservation);
+        }
+        a.view.forget();
+        throw;
+    }
+    return grants;
+}
 
 }  // namespace
 
 std::vector<Grant> Allocator::reserve(const std::vector<VnicRequest>& requests) {
-    auto& store = host_.store();
     std::set<std::string> starting;
     for (const auto& req : requests) starting.insert(req.vm_id);
-    // Leftovers given back, by vNIC: kept across attempts, as giving back is
-    // not undone.
     std::map<std::pair<std::string, std::string>, Reservation> replaced;
     LibvirtAnswers answers;
     return under_lock_asking_libvirt(host_, answers, [&] {
-        auto snapshot = read_snapshot(host_);
-        Chooser chooser(host_, snapshot, answers);
-        std::vector<Grant> grants;
-        bool reclaimed_once = false;
-        try {
-            for (const auto& req : requests) {
-                with_context(cat("reserving a VF for vNIC ", req.mac, " on network ", req.network), [&] {
-                    while (const auto* held = snapshot.find(req.vm_id, req.mac)) {
-                        if (serves(*held, req, host_.sysfs())) {
-                            grants.push_back({*held, false, {}});
-                            return;
-                        }
-                        // A leftover of an earlier life of this vNIC (an
-                        // after_* hook was killed or timed out) that was
-                        // made for another network, pool or VLAN: never
-                        // reused, given back for good (nothing runs on it:
-                        // the vNIC is being started now), then a VF is
-                        // planned afresh, possibly the same one.
-                        const auto old = *held;
-                        const auto kept = retire_record(store, old, host_.boot_id);
-                        snapshot.erase(old.pci);
-                        if (kept && kept->reset_pending)
-                            snapshot.entries.push_back(RecordEntry{ReservationStore::file_name(old.pci), old.pci, kept, ""});
-                        replaced.insert_or_assign({req.vm_id, req.mac}, old);
-                    }
-                    std::vector<PfTally> tallies;
-                    for (;;) {
-                        auto vf = chooser.choose(req, tallies);
-                        if (!vf && !reclaimed_once) {
-                            // Only now is libvirt worth its cost: the pool is dry,
-                            // and records of VMs that died unseen may be refilling it.
-                            reclaimed_once = true;
-                            std::string note;
-                            if (!reclaim_stale(host_, snapshot, false, note, answers, starting).empty()) continue;
-                            if (!note.empty()) {
-                                PfTally t;
-                                t.missing = note;
-                                tallies.push_back(t);
-                            }
-                        }
-                        if (!vf) {
-                            std::vector<std::string> why;
-                            for (const auto& t : tallies) why.push_back(t.name.empty() ? t.missing : t.describe());
-                            fail("no free VF", numa_limit_text(req.numa, req.vm_nodes), " (", join(why, "; "), ")");
-                        }
-                        Reservation r;
-                        r.pci = vf->pci;
-                        r.pf = vf->pf;
-                        r.vf_index = vf->index;
-                        r.vm_id = req.vm_id;
-                        r.mac = req.mac;
-                        r.network = req.network;
-                        r.vlan = req.vlan;
-                        r.boot_id = host_.boot_id;
-                        r.created = host_.now();
-                        r.origin = req.origin;
-                        r.vf_settings = req.vf_settings;
-                        const bool created = store.create(r);
-                        // A record under the lock that we did not see means
-                        // someone wrote without it; skip that VF either way.
-                        snapshot.entries.push_back(RecordEntry{ReservationStore::file_name(r.pci), r.pci,
-                                                               created ? std::optional(r) : std::nullopt, ""});
-                        if (!created) continue;
-                        std::optional<Reservation> leftover;
-                        if (const auto it = replaced.find({req.vm_id, req.mac}); it != replaced.end())
-                            leftover = it->second;
-                        grants.push_back({r, true, leftover});
-                        return;
-                    }
-                });
-            }
-        } catch (...) {
-            // Failed, or needs libvirt first: what this attempt created goes.
-            for (const auto& g : grants) {
-                if (g.created) store.remove(g.reservation.pci);
-            }
-            throw;
-        }
-        pending_resets_.clear();
-        for (const auto& e : snapshot.entries) {
-            if (e.record && awaits_reset(*e.record)) pending_resets_.push_back(*e.record);
-        }
+        Attempt attempt(host_, answers, starting, replaced);
+        auto grants = grant_all(attempt, requests);
+        pending_resets_ = std::move(attempt.pending);
         return grants;
     });
 }
@@ -406,14 +508,12 @@ void Allocator::undo(const std::vector<Grant>& grants) {
     if (std::none_of(grants.begin(), grants.end(), [](const auto& g) { return g.created; })) return;
     auto& store = host_.store();
     const auto lock = store.lock();
-    const auto snapshot = read_snapshot(host_);
     // Only a VF whose record is still the one this grant wrote: since then it
     // may have been released or reclaimed and given to another vNIC.
     for (const auto& g : grants) {
         if (!g.created) continue;
-        const auto same = std::any_of(snapshot.entries.begin(), snapshot.entries.end(),
-                                      [&](const auto& e) { return e.record && *e.record == g.reservation; });
-        if (same) retire_record(store, g.reservation, host_.boot_id);
+        const auto e = store.read(g.reservation.pci);
+        if (e && e->record && *e->record == g.reservation) retire_record(store, *e->record, host_.boot_id);
     }
 }
 
@@ -421,9 +521,9 @@ std::vector<Reservation> Allocator::release(const std::string& vm_id, const std:
     auto& store = host_.store();
     const auto lock = store.lock();
     std::vector<Reservation> released;
-    for (const auto& e : store.load()) {
-        if (!e.record || e.record->vm_id != vm_id || (mac && e.record->mac != *mac)) continue;
-        if (auto gone = retire_record(store, *e.record, host_.boot_id)) released.push_back(std::move(*gone));
+    for (const auto& r : store.records_of_vm(vm_id)) {
+        if (mac && r.mac != *mac) continue;
+        if (auto gone = retire_record(store, r, host_.boot_id)) released.push_back(std::move(*gone));
     }
     return released;
 }
@@ -431,23 +531,19 @@ std::vector<Reservation> Allocator::release(const std::string& vm_id, const std:
 bool Allocator::release_vf(const PciAddress& pci) {
     auto& store = host_.store();
     const auto lock = store.lock();
-    for (const auto& e : store.load()) {
-        if (e.record && e.record->pci == pci) return retire_record(store, *e.record, host_.boot_id).has_value();
-    }
+    if (const auto e = store.read(pci); e && e->record) return retire_record(store, *e->record, host_.boot_id).has_value();
     return store.remove(pci);
 }
 
 std::optional<Reservation> Allocator::adopt(const Reservation& r) {
     auto& store = host_.store();
     const auto lock = store.lock();
-    for (const auto& e : store.load()) {
-        if (e.record && e.record->pci == r.pci) {
-            // A record that waits for its VF's reset is nobody's to adopt:
-            // the reset would undo what the new holder's settings need.
-            if (e.record->vm_id == r.vm_id && e.record->mac == r.mac && !awaits_reset(*e.record)) return std::nullopt;
-            return e.record;
-        }
-        if (e.pci == r.pci) fail("the record of VF ", r.pci.to_string(), " is damaged: ", e.problem);
+    if (const auto e = store.read(r.pci)) {
+        if (!e->record) fail("the record of VF ", r.pci.to_string(), " is damaged: ", e->problem);
+        // A record that waits for its VF's reset is nobody's to adopt: the
+        // reset would undo what the new holder's settings need.
+        if (e->record->vm_id == r.vm_id && e->record->mac == r.mac && !awaits_reset(*e->record)) return std::nullopt;
+        return e->record;
     }
     if (!store.create(r)) fail("VF ", r.pci.to_string(), " was reserved by a process that did not take the lock");
     return std::nullopt;
@@ -458,15 +554,21 @@ GcReport Allocator::collect_garbage(bool dry_run) {
     LibvirtAnswers answers;
     return under_lock_asking_libvirt(host_, answers, [&] {
         GcReport report;
-        auto snapshot = read_snapshot(host_);
-        for (const auto& e : snapshot.entries) {
+        const auto entries = store.load();
+        for (const auto& e : entries) {
             if (!e.record) report.notes.push_back(cat(store.dir(), "/", e.file, ": ", e.problem, " (left in place)"));
         }
         std::string note;
         // First, as it may need libvirt before it changes anything.
-        report.reclaimed = reclaim_stale(host_, snapshot, dry_run, note, answers);
+        report.reclaimed = stale_records(host_, entries, note, answers);
         if (!note.empty()) report.notes.push_back(note);
-        if (!dry_run) report.temporaries = store.remove_temporaries();
+        if (dry_run) {
+            report.index = store.check_index();
+            return report;
+        }
+        for (const auto& [r, why] : report.reclaimed) retire_record(store, r, host_.boot_id);
+        report.temporaries = store.remove_temporaries();
+        report.index = store.repair_index();
         return report;
     });
 }

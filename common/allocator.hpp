@@ -50,15 +50,8 @@ struct GcReport {
     std::vector<std::pair<Reservation, std::string>> reclaimed;   // with the reason
     std::vector<std::string> temporaries;                         // leftover temp files removed
     std::vector<std::string> notes;                               // what could not be checked, bad records
+    IndexReport index;                                            // index entries added and removed
 };
-
-// Why a reservation no longer protects a running VM, or nullopt if it may
-// still be in use. `running` is nullopt when libvirt could not be asked; then
-// only the boot id can prove a record stale. Records younger than `grace`
-// seconds are never stale: VDSM runs before_vm_start before libvirt knows
-// the domain.
-std::optional<std::string> staleness(const Reservation& r, const std::string& boot_id, std::int64_t now,
-                                     unsigned grace, const std::set<std::string>* running);
 
 class Allocator {
 public:
@@ -102,12 +95,16 @@ public:
     std::optional<Reservation> adopt(const Reservation& r);
 
     // The records that the last successful `reserve` saw waiting for their
-    // VF's reset (retire_record), those it gave back itself included: the
-    // caller resets them (finish_resets) with the lock released.
+    // VF's reset (retire_record): the requesting vNICs' own, those it gave
+    // back itself, and every one of the store when the pool ran dry (it then
+    // reads the whole store). A start among thousands of records does not
+    // read them all to find others. The caller resets them (finish_resets)
+    // with the lock released.
     const std::vector<Reservation>& pending_resets() const { return pending_resets_; }
 
-    // Reclaims every stale record and removes leftover temporary files.
-    // libvirt is asked with the lock released, as in reserve.
+    // Reclaims every stale record, removes leftover temporary files and
+    // makes the store's index match its records (dry_run: says what it
+    // would). libvirt is asked with the lock released, as in reserve.
     GcReport collect_garbage(bool dry_run);
 
 private:

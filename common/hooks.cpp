@@ -460,9 +460,7 @@ HookOutcome before_migrate_source(Host& host, pugi::xml_document& doc, const Hoo
     if (have_live && live.empty()) return {};  // no host device: nothing of ours can stop libvirt
     HookOutcome outcome;
     std::vector<std::string> held;
-    for (const auto& e : host.store().load()) {
-        if (!e.record || e.record->vm_id != vm_id) continue;
-        const auto& r = *e.record;
+    for (const auto& r : host.store().records_of_vm(vm_id)) {
         if (have_live) {
             const auto it = live.find(r.pci);
             if (it == live.end()) continue;  // reserved, but not in the running VM

@@ -6,10 +6,12 @@
 #include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -17,7 +19,10 @@
 #include <random>
 #include <thread>
 
+#include "dirents.hpp"
 #include "error.hpp"
+#include "fd_io.hpp"
+#include "sysfs.hpp"
 #include "text.hpp"
 
 namespace sriovpt {
@@ -27,6 +32,12 @@ namespace {
 constexpr std::string_view kMagic = "sriov-passthrough-reservation";
 constexpr std::string_view kRecordPrefix = "vf-";
 constexpr std::string_view kTempPrefix = ".tmp-";
+constexpr std::string_view kVmIndexPrefix = "vm-";
+constexpr std::string_view kPfIndexPrefix = "pf-";
+constexpr const char* kLayoutFile = "layout";
+// In each PF's index directory: every entry there is a hard link of it.
+constexpr const char* kCountFile = "count";
+constexpr std::string_view kLayoutMagic = "sriov-passthrough-store";
 // Records and the lock: the owner (vdsm) reads and writes, the group (kvm) reads.
 constexpr mode_t kFileMode = 0640;
 constexpr mode_t kDirMode = 0750;
@@ -71,6 +82,7 @@ struct RecordFile {
     std::optional<std::string> text;
     std::string problem;
     bool vanished = false;
+    ino_t ino = 0;       // the file's inode, when it exists
 };
 
 RecordFile read_record_file(int dir_fd, const std::string& name) {
@@ -81,6 +93,7 @@ RecordFile read_record_file(int dir_fd, const std::string& name) {
         out.problem = cat("cannot be read: ", errno_text());
         return out;
     }
+    out.ino = st.st_ino;
     if (!S_ISREG(st.st_mode)) {
         out.problem = cat("is ", file_kind(st.st_mode), ", not a regular file (never opened)");
         return out;
@@ -100,39 +113,112 @@ RecordFile read_record_file(int dir_fd, const std::string& name) {
         out.problem = cat("is ", file_kind(st.st_mode), ", not a regular file (never read)");
         return out;
     }
-    std::string text;
-    char buf[1024];
-    ssize_t n;
-    while ((n = ::read(fd, buf, sizeof buf)) != 0) {
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
-        text.append(buf, static_cast<size_t>(n));
-        if (text.size() > kMaxRecordBytes) break;
-    }
-    const int read_errno = errno;
+    out.ino = st.st_ino;
+    auto r = read_fd(fd, kMaxRecordBytes);
     ::close(fd);
-    if (n < 0) {
-        errno = read_errno;
+    if (r.error) {
+        errno = r.error;
         out.problem = cat("cannot be read: ", errno_text());
         return out;
     }
-    out.text = std::move(text);
+    if (r.too_long) {
+        out.problem = cat("is larger than ", kMaxRecordBytes, " bytes: not a record");
+        return out;
+    }
+    out.text = std::move(r.text);
     return out;
 }
 
-bool write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        const ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        data.remove_prefix(static_cast<size_t>(n));
+
+
+// Names in the directory `fd` (but "." and ".."), unsorted; `fd` stays open.
+std::optional<std::vector<std::string>> names_in(int fd) {
+    // A duplicate descriptor: closedir() closes the one it is given.
+    const int dup_fd = ::dup(fd);
+    DIR* dir = dup_fd >= 0 ? ::fdopendir(dup_fd) : nullptr;
+    if (!dir) {
+        if (dup_fd >= 0) ::close(dup_fd);
+        return std::nullopt;
     }
-    return true;
+    ::rewinddir(dir);
+    std::vector<std::string> names;
+    while (const dirent* entry = ::readdir(dir)) {
+        const std::string_view name = entry->d_name;
+        if (name != "." && name != "..") names.emplace_back(name);
+    }
+    ::closedir(dir);
+    return names;
 }
+
+bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+
+
+// `value` with every byte that `keep` refuses written %XX (upper-case hex).
+template <typename Keep>
+std::string percent_encoded(std::string_view value, Keep keep) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    std::string out;
+    for (const char c : value) {
+        const auto b = static_cast<unsigned char>(c);
+        if (keep(c)) {
+            out += c;
+        } else {
+            out += '%';
+            out += kHex[b >> 4];
+            out += kHex[b & 0xf];
+        }
+    }
+    return out;
+}
+
+// A file name made of `value`: bytes outside [A-Za-z0-9._:-] written %XX,
+// so no name can hold a '/' or be "." or "..".
+std::string name_component(std::string_view value) {
+    return percent_encoded(value, [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+               c == ':' || c == '-';
+    });
+}
+
+// The entry of a record in its VM's and its PF's index directories.
+std::string vm_entry(const Reservation& r) { return r.pci.to_string(); }
+std::string pf_entry(const Reservation& r) { return cat(r.vf_index, '-', r.pci.to_string()); }
+
+// The record of file `name` as load() reports it; nullopt when it vanished.
+std::optional<RecordEntry> entry_of(int dir_fd, const std::string& name, ino_t* ino = nullptr) {
+    RecordEntry e;
+    e.file = name;
+    e.pci = PciAddress::parse(std::string_view(name).substr(kRecordPrefix.size()));
+    auto file = read_record_file(dir_fd, name);
+    if (file.vanished) return std::nullopt;  // released while we looked
+    if (ino) *ino = file.ino;
+    if (!file.text) {
+        e.problem = std::move(file.problem);
+        return e;
+    }
+    try {
+        e.record = parse_record(*file.text);
+        if (!e.pci || e.record->pci != *e.pci) {
+            e.problem = "its file name does not match the PCI address inside";
+            e.record.reset();
+        }
+    } catch (const Error& err) {
+        e.problem = err.what();
+    }
+    return e;
+}
+
+std::atomic<unsigned> temp_counter{0};
+
+}  // namespace
+
+std::string vm_index_dir(std::string_view vm_id) {
+    return cat(kVmIndexPrefix, name_component(normalize_uuid(vm_id).value_or(std::string(vm_id))));
+}
+
+std::string pf_index_dir(std::string_view pf) { return cat(kPfIndexPrefix, name_component(pf)); }
+
+namespace {
 
 // --- Values of version 2 -------------------------------------------------------
 
@@ -146,19 +232,10 @@ unsigned hex_value(char c) {
 std::string encode_v2(std::string_view value) {
     if (value.empty()) return "-";
     if (value == "-") return "%2D";
-    static constexpr char kHex[] = "0123456789ABCDEF";
-    std::string out;
-    for (const char c : value) {
+    return percent_encoded(value, [](char c) {
         const auto b = static_cast<unsigned char>(c);
-        if (b > 0x20 && b < 0x7f && c != '%') {
-            out += c;
-        } else {
-            out += '%';
-            out += kHex[b >> 4];
-            out += kHex[b & 0xf];
-        }
-    }
-    return out;
+        return b > 0x20 && b < 0x7f && c != '%';
+    });
 }
 
 std::string decode_v2(std::string_view key, std::string_view text) {
@@ -329,8 +406,8 @@ std::string ReservationStore::file_name(const PciAddress& pci) {
 
 ReservationStore::ReservationStore(std::string state_dir, std::chrono::milliseconds lock_timeout)
     : dir_(std::move(state_dir)), lock_timeout_(lock_timeout) {
-    if (::mkdir(dir_.c_str(), kDirMode) != 0 && errno != EEXIST)
-        fail("state directory ", dir_, " cannot be created: ", errno_text());
+    const bool made = ::mkdir(dir_.c_str(), kDirMode) == 0;
+    if (!made && errno != EEXIST) fail("state directory ", dir_, " cannot be created: ", errno_text());
     // O_NOFOLLOW: a state_dir that is a symlink is refused, so records can
     // only ever be created where the configuration says.
     dir_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -344,6 +421,8 @@ ReservationStore::ReservationStore(std::string state_dir, std::chrono::milliseco
     }
     owner_uid_ = st.st_uid;
     owner_gid_ = st.st_gid;
+    // An empty store is indexed as it is.
+    if (made) write_layout_marker_if_possible();
 }
 
 ReservationStore::~ReservationStore() {
@@ -351,6 +430,7 @@ ReservationStore::~ReservationStore() {
 }
 
 ReservationStore::Lock::~Lock() {
+    if (store_) store_->locked_ = false;
     if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
 }
 
@@ -409,14 +489,18 @@ int ReservationStore::open_lock() {
 
 ReservationStore::Lock ReservationStore::lock() {
     const int fd = open_lock();
-    Lock held(fd);
+    Lock held(fd, this);
     const auto deadline = std::chrono::steady_clock::now() + lock_timeout_;
     // Poll with a short, growing, jittered sleep: flock(2) has no timeout, and
     // an alarm signal would be process-global state inside a library.
     std::minstd_rand jitter(static_cast<unsigned>(::getpid()));
     auto pause = std::chrono::microseconds(200);
     for (;;) {
-        if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return held;
+        if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            locked_ = true;
+            upgrade_layout();
+            return held;
+        }
         if (errno != EWOULDBLOCK && errno != EINTR) fail("locking ", dir_, "/lock: ", errno_text());
         const auto now = std::chrono::steady_clock::now();
         if (now >= deadline)
@@ -429,21 +513,9 @@ ReservationStore::Lock ReservationStore::lock() {
 }
 
 std::vector<std::string> ReservationStore::list() const {
-    std::vector<std::string> names;
-    // A duplicate descriptor: closedir() closes the one it is given.
-    const int fd = ::dup(dir_fd_);
-    DIR* dir = fd >= 0 ? ::fdopendir(fd) : nullptr;
-    if (!dir) {
-        if (fd >= 0) ::close(fd);
-        fail("reading ", dir_, ": ", errno_text());
-    }
-    ::rewinddir(dir);
-    while (const dirent* entry = ::readdir(dir)) {
-        const std::string_view name = entry->d_name;
-        if (name != "." && name != "..") names.emplace_back(name);
-    }
-    ::closedir(dir);
-    return names;
+    auto names = names_in(dir_fd_);
+    if (!names) fail("reading ", dir_, ": ", errno_text());
+    return std::move(*names);
 }
 
 std::vector<std::string> ReservationStore::unusable_by_owner() const {
@@ -467,9 +539,19 @@ std::vector<std::string> ReservationStore::unusable_by_owner() const {
     const auto fix = cat("chown ", owner_uid_, ':', owner_gid_);
     for (const auto& name : list()) {
         const bool is_lock = name == "lock";
-        if (!is_lock && std::string_view(name).substr(0, kRecordPrefix.size()) != kRecordPrefix) continue;
+        const bool is_index = starts_with(name, kVmIndexPrefix) || starts_with(name, kPfIndexPrefix);
+        if (!is_lock && !is_index && !starts_with(name, kRecordPrefix)) continue;
         if (::fstatat(dir_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone meanwhile
         const auto path = cat(dir_, "/", name);
+        if (is_index) {
+            // check_index reports one that is not a directory.
+            if (S_ISDIR(st.st_mode) && !owner_may(st, 7))
+                out.push_back(cat(path, " belongs to ", owner_text(st.st_uid, st.st_gid), " with mode ",
+                                  mode_text(st.st_mode), ": the hooks, which run as the state directory's owner ",
+                                  owner, ", cannot add to or remove from this index directory, so reserving and "
+                                  "releasing fail (fix: ", fix, " ", path, "; chmod u+rwx ", path, ")"));
+            continue;
+        }
         if (!S_ISREG(st.st_mode)) {
             // A record file of that kind is a damaged record, which load() reports.
             if (is_lock)
@@ -498,50 +580,55 @@ std::vector<std::string> ReservationStore::names_starting_with(std::string_view 
 std::vector<RecordEntry> ReservationStore::load() const {
     std::vector<RecordEntry> out;
     for (const auto& name : names_starting_with(kRecordPrefix)) {
-        RecordEntry e;
-        e.file = name;
-        e.pci = PciAddress::parse(std::string_view(name).substr(kRecordPrefix.size()));
-        auto file = read_record_file(dir_fd_, name);
-        if (file.vanished) continue;  // released while we listed
-        if (!file.text) {
-            e.problem = std::move(file.problem);
-        } else {
-            try {
-                e.record = parse_record(*file.text);
-                if (!e.pci || e.record->pci != *e.pci) {
-                    e.problem = "its file name does not match the PCI address inside";
-                    e.record.reset();
-                }
-            } catch (const Error& err) {
-                e.problem = err.what();
-            }
-        }
-        out.push_back(std::move(e));
+        if (auto e = entry_of(dir_fd_, name)) out.push_back(std::move(*e));
     }
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.file < b.file; });
     return out;
 }
 
-bool ReservationStore::create(const Reservation& r) {
-    static std::atomic<unsigned> counter{0};
-    const auto temp = cat(kTempPrefix, ::getpid(), '-', counter++);
-    const auto final_name = file_name(r.pci);
+std::string ReservationStore::temp_name() const {
+    auto name = cat(kTempPrefix, ::getpid(), '-', temp_counter++);
     // A temporary by this name can only be the leftover of a writer that
-    // died (we hold the lock) and had our pid before: pids are reused.
-    ::unlinkat(dir_fd_, temp.c_str(), 0);
+    // died (temporaries are made under the lock) and had our pid before:
+    // pids are reused.
+    if (::unlinkat(dir_fd_, name.c_str(), 0) != 0 && errno == EISDIR) ::unlinkat(dir_fd_, name.c_str(), AT_REMOVEDIR);
+    return name;
+}
+
+int ReservationStore::create_temporary(const std::string& temp, std::string_view what) const {
     const int fd = ::openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | kOpenFlags, kFileMode);
-    if (fd < 0) fail("creating a record in ", dir_, ": ", errno_text());
+    if (fd < 0) fail("creating ", what, " in ", dir_, ": ", errno_text());
     try {
-        give_to_owner(fd, "a record");
+        give_to_owner(fd, what);
     } catch (...) {
         ::close(fd);
         ::unlinkat(dir_fd_, temp.c_str(), 0);
         throw;
     }
+    return fd;
+}
+
+bool ReservationStore::has_record(const PciAddress& pci) const {
+    struct stat st{};
+    // Anything by that name blocks the VF, whatever it is or however it fails.
+    return ::fstatat(dir_fd_, file_name(pci).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
+}
+
+std::optional<RecordEntry> ReservationStore::read(const PciAddress& pci) const {
+    return entry_of(dir_fd_, file_name(pci));
+}
+
+bool ReservationStore::create(const Reservation& r) {
+    const auto final_name = file_name(r.pci);
+    // Held already: nothing to write, nothing to undo.
+    if (has_record(r.pci)) return false;
+    const auto temp = temp_name();
+    const int fd = create_temporary(temp, "a record");
     const auto text = format_record(r);
     // fdatasync: a state_dir on disk keeps complete records across a host
     // crash too; on tmpfs (the default) it costs nothing.
-    const bool written = write_all(fd, text) && ::fdatasync(fd) == 0;
+    struct stat st{};
+    const bool written = write_fd(fd, text) == 0 && ::fdatasync(fd) == 0 && ::fstat(fd, &st) == 0;
     const int write_errno = errno;
     ::close(fd);
     if (!written) {
@@ -549,8 +636,19 @@ bool ReservationStore::create(const Reservation& r) {
         errno = write_errno;
         fail("writing a record in ", dir_, ": ", errno_text());
     }
+    // Indexed before it has its name: a record is never without its index
+    // entries, and a crash leaves entries of a file that is no record
+    // (stale, skipped) rather than a record the index misses.
+    try {
+        link_index(temp, r);
+    } catch (...) {
+        unlink_index(r, st.st_ino);
+        ::unlinkat(dir_fd_, temp.c_str(), 0);
+        throw;
+    }
     const bool linked = ::linkat(dir_fd_, temp.c_str(), dir_fd_, final_name.c_str(), 0) == 0;
     const int link_errno = errno;
+    if (!linked) unlink_index(r, st.st_ino);
     ::unlinkat(dir_fd_, temp.c_str(), 0);
     if (linked) return true;
     if (link_errno == EEXIST) return false;
@@ -559,25 +657,34 @@ bool ReservationStore::create(const Reservation& r) {
 }
 
 void ReservationStore::replace(const Reservation& r) {
-    static std::atomic<unsigned> counter{0};
-    const auto temp = cat(kTempPrefix, ::getpid(), "-r", counter++);
     const auto final_name = file_name(r.pci);
-    ::unlinkat(dir_fd_, temp.c_str(), 0);
-    const int fd = ::openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | kOpenFlags, kFileMode);
-    if (fd < 0) fail("rewriting ", dir_, "/", final_name, ": ", errno_text());
-    try {
-        give_to_owner(fd, "a record");
-    } catch (...) {
-        ::close(fd);
-        ::unlinkat(dir_fd_, temp.c_str(), 0);
-        throw;
-    }
-    const bool written = write_all(fd, format_record(r)) && ::fdatasync(fd) == 0;
+    const auto temp = temp_name();
+    const int fd = create_temporary(temp, "a record");
+    const bool written = write_fd(fd, format_record(r)) == 0 && ::fdatasync(fd) == 0;
     const int write_errno = errno;
     ::close(fd);
+    if (!written) {
+        ::unlinkat(dir_fd_, temp.c_str(), 0);
+        errno = write_errno;
+        fail("rewriting ", dir_, "/", final_name, ": ", errno_text());
+    }
+    // The new file gets the record's index entries before its name, as in
+    // create: the VM's entry is a link of the record's inode, which changes
+    // here. A crash between the two steps leaves the old record with an
+    // entry that is not its own: check reports it and gc repairs it.
+    try {
+        link_index(temp, r);
+    } catch (...) {
+        ::unlinkat(dir_fd_, temp.c_str(), 0);
+        try {
+            link_index(final_name, r);  // the entries back to the record as it stays
+        } catch (const Error&) {
+        }
+        throw;
+    }
     // rename(2), not link: the record exists and is replaced as a whole.
-    if (!written || ::renameat(dir_fd_, temp.c_str(), dir_fd_, final_name.c_str()) != 0) {
-        const int e = written ? errno : write_errno;
+    if (::renameat(dir_fd_, temp.c_str(), dir_fd_, final_name.c_str()) != 0) {
+        const int e = errno;
         ::unlinkat(dir_fd_, temp.c_str(), 0);
         errno = e;
         fail("rewriting ", dir_, "/", final_name, ": ", errno_text());
@@ -586,17 +693,372 @@ void ReservationStore::replace(const Reservation& r) {
 
 bool ReservationStore::remove(const PciAddress& pci) {
     const auto name = file_name(pci);
-    if (::unlinkat(dir_fd_, name.c_str(), 0) == 0) return true;
-    if (errno == ENOENT) return false;
-    fail("removing ", dir_, "/", name, ": ", errno_text());
+    struct stat st{};
+    if (::fstatat(dir_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) return false;
+        fail("removing ", dir_, "/", name, ": ", errno_text());
+    }
+    // Its index entries are named after what it holds.
+    std::optional<Reservation> record;
+    if (S_ISREG(st.st_mode)) {
+        if (auto e = entry_of(dir_fd_, name); e && e->record) record = e->record;
+    }
+    if (::unlinkat(dir_fd_, name.c_str(), 0) != 0) {
+        if (errno == ENOENT) return false;
+        fail("removing ", dir_, "/", name, ": ", errno_text());
+    }
+    if (record) unlink_index(*record, st.st_ino);
+    return true;
+}
+
+bool ReservationStore::remove(const Reservation& r) {
+    const auto name = file_name(r.pci);
+    struct stat st{};
+    const bool found = ::fstatat(dir_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (::unlinkat(dir_fd_, name.c_str(), 0) != 0) {
+        if (errno == ENOENT) return false;
+        fail("removing ", dir_, "/", name, ": ", errno_text());
+    }
+    if (found) unlink_index(r, st.st_ino);
+    return true;
 }
 
 std::vector<std::string> ReservationStore::remove_temporaries() {
     std::vector<std::string> removed;
     for (const auto& name : names_starting_with(kTempPrefix)) {
-        if (::unlinkat(dir_fd_, name.c_str(), 0) == 0) removed.push_back(name);
+        // A directory is an index directory that its maker did not get to name.
+        if (::unlinkat(dir_fd_, name.c_str(), 0) == 0 ||
+            (errno == EISDIR && ::unlinkat(dir_fd_, name.c_str(), AT_REMOVEDIR) == 0))
+            removed.push_back(name);
     }
     return removed;
+}
+
+// --- The index -------------------------------------------------------------------
+
+int ReservationStore::open_index_dir(const std::string& name, bool create) const {
+    constexpr int kDirFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    int fd = ::openat(dir_fd_, name.c_str(), kDirFlags);
+    if (fd >= 0 || !create) return fd;
+    if (errno != ENOENT) fail("opening the index directory ", dir_, "/", name, ": ", errno_text(),
+                              " (sriov-passthrough gc replaces what is not a directory)");
+    if (::geteuid() == owner_uid_) {
+        if (::mkdirat(dir_fd_, name.c_str(), kDirMode) != 0 && errno != EEXIST)
+            fail("creating the index directory ", dir_, "/", name, ": ", errno_text());
+    } else {
+        // Made under a temporary name and given to the owner before it gets
+        // its own, so the hooks never meet a directory they cannot write.
+        const auto temp = temp_name();
+        if (::mkdirat(dir_fd_, temp.c_str(), kDirMode) != 0)
+            fail("creating the index directory ", dir_, "/", name, ": ", errno_text());
+        const int tfd = ::openat(dir_fd_, temp.c_str(), kDirFlags);
+        try {
+            if (tfd < 0) fail("creating the index directory ", dir_, "/", name, ": ", errno_text());
+            give_to_owner(tfd, "an index directory");
+        } catch (...) {
+            if (tfd >= 0) ::close(tfd);
+            ::unlinkat(dir_fd_, temp.c_str(), AT_REMOVEDIR);
+            throw;
+        }
+        ::close(tfd);
+        int rc = ::renameat2(dir_fd_, temp.c_str(), dir_fd_, name.c_str(), RENAME_NOREPLACE);
+        // A file system without RENAME_NOREPLACE: under the lock, nobody else
+        // makes this directory.
+        if (rc != 0 && errno == EINVAL) rc = ::renameat(dir_fd_, temp.c_str(), dir_fd_, name.c_str());
+        const int rename_errno = errno;
+        if (rc != 0) {
+            ::unlinkat(dir_fd_, temp.c_str(), AT_REMOVEDIR);
+            errno = rename_errno;
+            if (errno != EEXIST) fail("creating the index directory ", dir_, "/", name, ": ", errno_text());
+        }
+    }
+    fd = ::openat(dir_fd_, name.c_str(), kDirFlags);
+    if (fd < 0) fail("opening the index directory ", dir_, "/", name, ": ", errno_text());
+    return fd;
+}
+
+ino_t ReservationStore::pf_count_file(int dfd, bool create) const {
+    struct stat st{};
+    if (::fstatat(dfd, kCountFile, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (!S_ISREG(st.st_mode)) fail("the index file ", dir_, "/.../", kCountFile, " is ", file_kind(st.st_mode),
+                                       " (sriov-passthrough gc replaces it)");
+        return st.st_ino;
+    }
+    if (!create) return 0;
+    // Made under a temporary name and given to the owner before it is
+    // linked in: the hooks must be able to link it (fs.protected_hardlinks).
+    const auto temp = temp_name();
+    ::close(create_temporary(temp, "an index file"));
+    const bool linked = ::linkat(dir_fd_, temp.c_str(), dfd, kCountFile, 0) == 0 || errno == EEXIST;
+    const int link_errno = errno;
+    ::unlinkat(dir_fd_, temp.c_str(), 0);
+    if (!linked || ::fstatat(dfd, kCountFile, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        errno = link_errno;
+        fail("creating an index file in ", dir_, ": ", errno_text());
+    }
+    return st.st_ino;
+}
+
+void ReservationStore::link_index(const std::string& file, const Reservation& r) const {
+    // Links `from` (in the directory `from_fd`) as `entry` in `dfd`; an
+    // entry of that name that is another file is stale (the record has no
+    // name yet, or is being indexed because the entry is wrong): ours to
+    // replace under the lock.
+    const auto link_as = [this](int from_fd, const char* from, int dfd, const std::string& where,
+                                const std::string& entry, ino_t ino) {
+        bool linked = ::linkat(from_fd, from, dfd, entry.c_str(), 0) == 0;
+        if (!linked && errno == EEXIST) {
+            struct stat st{};
+            if (::fstatat(dfd, entry.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == ino) return;
+            ::unlinkat(dfd, entry.c_str(), 0);
+            linked = ::linkat(from_fd, from, dfd, entry.c_str(), 0) == 0;
+        }
+        if (!linked) fail("indexing ", dir_, "/", from, " as ", where, "/", entry, ": ", errno_text());
+    };
+    struct stat st{};
+    if (::fstatat(dir_fd_, file.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+        fail("indexing ", dir_, "/", file, ": ", errno_text());
+    const auto vm_dir = vm_index_dir(r.vm_id);
+    const int vm_fd = open_index_dir(vm_dir, true);
+    try {
+        link_as(dir_fd_, file.c_str(), vm_fd, vm_dir, vm_entry(r), st.st_ino);
+    } catch (...) {
+        ::close(vm_fd);
+        throw;
+    }
+    ::close(vm_fd);
+    // The PF's entry is a link of its count file, not of the record: the
+    // count file's link count is then the PF's held VFs, one fstatat for a
+    // start instead of a listing per PF of its pool.
+    const auto pf_dir = pf_index_dir(r.pf);
+    const int pf_fd = open_index_dir(pf_dir, true);
+    try {
+        const auto count = pf_count_file(pf_fd, true);
+        link_as(pf_fd, kCountFile, pf_fd, pf_dir, pf_entry(r), count);
+    } catch (...) {
+        ::close(pf_fd);
+        throw;
+    }
+    ::close(pf_fd);
+}
+
+void ReservationStore::unlink_index(const Reservation& r, ino_t ino) const {
+    const auto vm_dir = vm_index_dir(r.vm_id);
+    struct stat st{};
+    if (const int dfd = open_index_dir(vm_dir, false); dfd >= 0) {
+        const auto entry = vm_entry(r);
+        if (::fstatat(dfd, entry.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == ino)
+            ::unlinkat(dfd, entry.c_str(), 0);
+        ::close(dfd);
+    }
+    // The VM's directory goes with its last entry (ENOTEMPTY otherwise).
+    ::unlinkat(dir_fd_, vm_dir.c_str(), AT_REMOVEDIR);
+    if (const int dfd = open_index_dir(pf_index_dir(r.pf), false); dfd >= 0) {
+        const auto entry = pf_entry(r);
+        const auto count = pf_count_file(dfd, false);
+        if (count && ::fstatat(dfd, entry.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == count)
+            ::unlinkat(dfd, entry.c_str(), 0);
+        ::close(dfd);
+    }
+}
+
+unsigned ReservationStore::held_on_pf(const std::string& pf) const {
+    struct stat st{};
+    const auto path = cat(pf_index_dir(pf), "/", kCountFile);
+    if (::fstatat(dir_fd_, path.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) || st.st_nlink < 1)
+        return 0;
+    return static_cast<unsigned>(st.st_nlink - 1);
+}
+
+std::vector<Reservation> ReservationStore::records_of_vm(const std::string& vm_id) {
+    const auto vm = normalize_uuid(vm_id).value_or(vm_id);
+    std::vector<Reservation> out;
+    if (!indexed()) {
+        for (const auto& e : load()) {
+            if (e.record && e.record->vm_id == vm) out.push_back(*e.record);
+        }
+        return out;
+    }
+    const int dfd = open_index_dir(vm_index_dir(vm), false);
+    if (dfd < 0) return out;
+    const auto names = names_in(dfd);
+    for (const auto& name : names.value_or(std::vector<std::string>{})) {
+        const auto pci = PciAddress::parse(name);
+        struct stat st{};
+        if (!pci || ::fstatat(dfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+        ino_t ino = 0;
+        const auto e = entry_of(dir_fd_, file_name(*pci), &ino);
+        if (!e || ino != st.st_ino) {
+            // Not the record (any more): what a crash or an earlier release left.
+            if (locked_) ::unlinkat(dfd, name.c_str(), 0);
+            continue;
+        }
+        if (e->record && e->record->vm_id == vm) out.push_back(*e->record);
+    }
+    ::close(dfd);
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.pci < b.pci; });
+    return out;
+}
+
+std::vector<unsigned> ReservationStore::indexed_on_pf(const std::string& pf) const {
+    std::vector<unsigned> out;
+    const int dfd = open_index_dir(pf_index_dir(pf), false);
+    if (dfd < 0) return out;
+    // Sorted through a bitmap: names come in no order, indexes are small.
+    std::vector<bool> seen;
+    for_each_name(dfd, [&seen](std::string_view name) {
+        // "<index>-<pci>": the digits before the dash.
+        unsigned index = 0;
+        size_t i = 0;
+        for (; i < name.size() && i < 6 && name[i] >= '0' && name[i] <= '9'; ++i)
+            index = index * 10 + static_cast<unsigned>(name[i] - '0');
+        if (i == 0 || i >= name.size() || name[i] != '-' || index > kMaxVfsPerPf) return;
+        if (index >= seen.size()) seen.resize(index + 1);
+        seen[index] = true;
+    });
+    ::close(dfd);
+    for (unsigned i = 0; i < seen.size(); ++i) {
+        if (seen[i]) out.push_back(i);
+    }
+    return out;
+}
+
+int ReservationStore::layout_version() const {
+    const int fd = ::openat(dir_fd_, kLayoutFile, O_RDONLY | kOpenFlags);
+    if (fd < 0) return 0;
+    struct stat st{};
+    char buf[64];
+    ssize_t n = -1;
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) n = ::read(fd, buf, sizeof buf);
+    ::close(fd);
+    if (n <= 0) return 0;
+    std::string_view text(buf, static_cast<size_t>(n));
+    if (!starts_with(text, kLayoutMagic) || text.size() < kLayoutMagic.size() + 3 || text[kLayoutMagic.size()] != ' ' ||
+        text.back() != '\n')
+        return 0;
+    text = text.substr(kLayoutMagic.size() + 1, text.size() - kLayoutMagic.size() - 2);
+    const auto version = parse_decimal(text);
+    return version && *version < 1000000 ? static_cast<int>(*version) : 0;
+}
+
+void ReservationStore::write_layout_marker() const {
+    const auto temp = temp_name();
+    const int fd = create_temporary(temp, "the layout marker");
+    const bool written = write_fd(fd, cat(kLayoutMagic, ' ', kLayoutVersion, '\n')) == 0 && ::fdatasync(fd) == 0;
+    const int write_errno = errno;
+    ::close(fd);
+    // rename: it replaces a damaged marker; the marker says nothing a reader
+    // could see half of.
+    if (!written || ::renameat(dir_fd_, temp.c_str(), dir_fd_, kLayoutFile) != 0) {
+        const int e = written ? errno : write_errno;
+        ::unlinkat(dir_fd_, temp.c_str(), 0);
+        errno = e;
+        fail("writing ", dir_, "/", kLayoutFile, ": ", errno_text());
+    }
+}
+
+void ReservationStore::write_layout_marker_if_possible() const {
+    // Without it (a full file system, say) the next lock indexes the store
+    // again, which is always safe; the hook's own writes say what is wrong.
+    try {
+        write_layout_marker();
+        indexed_ = true;
+    } catch (const Error&) {
+    }
+}
+
+bool ReservationStore::indexed() const {
+    if (!indexed_) indexed_ = layout_version() == kLayoutVersion;
+    return indexed_;
+}
+
+void ReservationStore::upgrade_layout() {
+    if (indexed()) return;
+    const int version = layout_version();
+    if (version > kLayoutVersion)
+        fail("state directory ", dir_, " has layout version ", version, " (", dir_, "/", kLayoutFile,
+             "), written by a newer release; this release keeps layout ", kLayoutVersion,
+             " and does not change a store it does not know (remove that file to have this release index the "
+             "records again)");
+    with_context(cat("indexing the reservations in ", dir_, " (its first use by this release)"),
+                 [&] { audit_index(true); });
+}
+
+IndexReport ReservationStore::check_index() const { return audit_index(false); }
+
+IndexReport ReservationStore::repair_index() { return audit_index(true); }
+
+IndexReport ReservationStore::audit_index(bool repair) const {
+    IndexReport out;
+    // Every entry the index should have: (directory, name) -> the record's
+    // file and inode; `seen` once it is found right.
+    struct Wanted {
+        std::string record;
+        ino_t ino = 0;
+        Reservation r;
+        bool seen = false;
+    };
+    std::map<std::pair<std::string, std::string>, Wanted> wanted;
+    std::vector<std::string> index_dirs;
+    for (const auto& name : list()) {
+        if (starts_with(name, kVmIndexPrefix) || starts_with(name, kPfIndexPrefix)) index_dirs.push_back(name);
+        if (!starts_with(name, kRecordPrefix)) continue;
+        ino_t ino = 0;
+        const auto e = entry_of(dir_fd_, name, &ino);
+        if (!e || !e->record || name != file_name(e->record->pci)) continue;  // damaged: shown as such elsewhere
+        const auto& r = *e->record;
+        wanted[{vm_index_dir(r.vm_id), vm_entry(r)}] = Wanted{name, ino, r};
+        wanted[{pf_index_dir(r.pf), pf_entry(r)}] = Wanted{name, 0, r};  // the count file's
+    }
+    std::sort(index_dirs.begin(), index_dirs.end());
+    for (const auto& dir : index_dirs) {
+        const int dfd = open_index_dir(dir, false);
+        if (dfd < 0) {
+            out.stale.push_back(cat(dir, " is not a directory"));
+            if (repair) ::unlinkat(dir_fd_, dir.c_str(), 0);
+            continue;
+        }
+        auto names = names_in(dfd).value_or(std::vector<std::string>{});
+        std::sort(names.begin(), names.end());
+        size_t left = names.size();
+        const bool pf_dir = starts_with(dir, kPfIndexPrefix);
+        ino_t count = 0;
+        if (pf_dir) {
+            struct stat st{};
+            if (::fstatat(dfd, kCountFile, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) count = st.st_ino;
+        }
+        for (const auto& name : names) {
+            struct stat st{};
+            if (pf_dir && name == kCountFile && count) continue;
+            const auto it = wanted.find({dir, name});
+            if (it != wanted.end() && ::fstatat(dfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                st.st_ino == (pf_dir ? count : it->second.ino)) {
+                it->second.seen = true;
+                continue;
+            }
+            out.stale.push_back(cat(dir, "/", name));
+            if (repair && ::unlinkat(dfd, name.c_str(), 0) == 0) --left;
+        }
+        ::close(dfd);
+        if (repair && left == 0 && starts_with(dir, kVmIndexPrefix)) ::unlinkat(dir_fd_, dir.c_str(), AT_REMOVEDIR);
+    }
+    for (const auto& [where, w] : wanted) {
+        if (w.seen) continue;
+        auto line = cat(w.record, " (", where.first, "/", where.second, ")");
+        if (repair) {
+            // One record that cannot be indexed (say a file root left that
+            // the hooks may not link) must not keep the rest from being
+            // indexed: said, and left to check and gc.
+            try {
+                link_index(w.record, w.r);
+            } catch (const Error& e) {
+                line += cat(": ", e.what());
+            }
+        }
+        out.missing.push_back(std::move(line));
+    }
+    if (repair) write_layout_marker_if_possible();
+    return out;
 }
 
 }  // namespace sriovpt

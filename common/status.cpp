@@ -4,7 +4,6 @@
 #include <map>
 #include <set>
 
-#include "allocator.hpp"
 #include "error.hpp"
 #include "placement.hpp"
 #include "text.hpp"
@@ -60,6 +59,7 @@ HostStatus collect_status(Host& host, bool ask_libvirt) {
         }
     }
     std::set<PciAddress> seen;
+    const auto now = host.now();
     status.pfs = host.inventory().all_pfs();
     for (const auto& pf : status.pfs) {
         if (!pf.problem.empty())
@@ -71,34 +71,27 @@ HostStatus collect_status(Host& host, bool ask_libvirt) {
             VfStatus s;
             s.network = network;
             seen.insert(vf.pci);
+            const RecordEntry* record = nullptr;
+            std::optional<std::string> stale;
             if (const auto it = by_pci.find(vf.pci); it != by_pci.end()) {
-                const auto& e = *it->second;
-                if (!e.record) {
-                    s.state = VfState::damaged;
-                    s.note = e.problem;
-                } else {
-                    s.holder = e.record;
-                    const auto why = staleness(*e.record, host.boot_id, host.now(), config.reclaim_grace,
-                                               running ? &*running : nullptr);
-                    s.state = why ? VfState::stale : VfState::held;
-                    s.note = why.value_or("");
-                    if (!e.record->vf_settings.empty()) {
-                        s.settings = e.record->vf_settings;
+                record = it->second;
+                if (record->record) {
+                    s.holder = record->record;
+                    stale = staleness(*record->record, host.boot_id, now, config.reclaim_grace,
+                                      running ? &*running : nullptr);
+                    if (!record->record->vf_settings.empty()) {
+                        s.settings = record->record->vf_settings;
                         s.settings_from = "record";
                     }
-                    if (e.record->reset_pending) {
-                        s.state = VfState::resetting;
-                        s.note = "given back; its VF settings wait for a reset (sriov-passthrough gc retries)";
-                    }
                 }
-            } else if (is_assignment_driver(vf.driver)) {
-                s.state = VfState::assigned;
-            } else if (vf.netdev_state == "up") {
-                s.state = VfState::host_up;
-            } else if (in_domains.count(vf.pci)) {
-                s.state = VfState::in_domain;
-                s.note = cat("VM ", in_domains[vf.pci]);
             }
+            const auto user = in_domains.find(vf.pci);
+            s.state = classify_vf(record, stale, vf, [&] { return user != in_domains.end(); });
+            if (s.state == VfState::damaged) s.note = record->problem;
+            if (s.state == VfState::stale) s.note = *stale;
+            if (s.state == VfState::resetting)
+                s.note = "given back; its VF settings wait for a reset (sriov-passthrough gc retries)";
+            if (s.state == VfState::in_domain) s.note = cat("VM ", user->second);
             s.vf = std::move(vf);
             status.vfs.push_back(std::move(s));
         }

@@ -9,19 +9,9 @@
 #include <vector>
 
 #include "host.hpp"
+#include "vf_state.hpp"
 
 namespace sriovpt {
-
-enum class VfState {
-    free,       // can be given
-    held,       // our record, holder running or too young to judge
-    stale,      // our record, holder no longer runs (gc reclaims it)
-    damaged,    // a record we cannot read: never given, shown for the operator
-    assigned,   // bound to vfio-pci/pci-stub without our record: not ours
-    host_up,    // its host netdev is up: in use by the host
-    in_domain,  // used by a running libvirt domain without our record
-    resetting,  // our record, given back, its VF settings not reset yet: never given
-};
 
 struct VfStatus {
     VfInfo vf;

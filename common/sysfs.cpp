@@ -2,13 +2,17 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
+#include <cstddef>
 #include <memory>
 
+#include "dirents.hpp"
 #include "error.hpp"
 #include "text.hpp"
 
@@ -69,8 +73,56 @@ std::string basename_of(std::string_view path) {
 
 }  // namespace
 
-Sysfs::Sysfs(std::string root) : root_(std::move(root)) {
+namespace {
+
+std::optional<std::string> read_fd(int fd);
+std::vector<std::string> list_fd(int fd);
+
+// Where /proc/self/fd/<fd> points: the file's path as the kernel names it.
+std::optional<std::string> path_of_fd(int fd) {
+    return read_link("/proc/self/fd/" + std::to_string(fd));
+}
+
+}  // namespace
+
+Sysfs::Sysfs(std::string root, Resolution how) : root_(std::move(root)) {
     while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+    if (how != Resolution::kernel) return;
+    root_fd_ = ::open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd_ < 0) return;
+    // Resolved paths come back from the kernel as absolute names; the root's
+    // own name (its symlinks resolved) is cut off them. Without /proc there
+    // is no name to cut: resolve by component.
+    const auto real = path_of_fd(root_fd_);
+    if (!real || real->empty() || real->front() != '/') {
+        ::close(root_fd_);
+        root_fd_ = -1;
+        return;
+    }
+    root_real_ = *real == "/" ? std::string() : *real;
+}
+
+Sysfs::~Sysfs() {
+    if (root_fd_ >= 0) ::close(root_fd_);
+}
+
+int Sysfs::open_in_root(std::string_view rel, int flags) const {
+    if (root_fd_ < 0) return -2;
+    // Leading slashes would mean the root anyway; "" is the root itself.
+    while (!rel.empty() && rel.front() == '/') rel.remove_prefix(1);
+    const std::string path = rel.empty() ? std::string(".") : std::string(rel);
+    open_how how{};
+    how.flags = static_cast<__u64>(flags | O_CLOEXEC);
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    // EAGAIN: a rename somewhere raced a ".." walk; the kernel asks to retry.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        const long fd = ::syscall(SYS_openat2, root_fd_, path.c_str(), &how, sizeof how);
+        if (fd >= 0) return static_cast<int>(fd);
+        if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP || errno == EACCES || errno == ENAMETOOLONG)
+            return -1;
+        if (errno != EAGAIN) break;  // ENOSYS, EINVAL (no such flag), E2BIG, ...
+    }
+    return -2;
 }
 
 std::string Sysfs::absolute(std::string_view rel) const {
@@ -80,7 +132,79 @@ std::string Sysfs::absolute(std::string_view rel) const {
     return out;
 }
 
+std::optional<std::string> Sysfs::relative_path_of(int fd) const {
+    const auto path = path_of_fd(fd);
+    if (path && *path == (root_real_.empty() ? "/" : root_real_)) return std::string();
+    if (path && path->size() > root_real_.size() + 1 && path->compare(0, root_real_.size(), root_real_) == 0 &&
+        (*path)[root_real_.size()] == '/')
+        return path->substr(root_real_.size() + 1);
+    return std::nullopt;  // a name outside the root's (a bind mount seen elsewhere)
+}
+
 std::optional<std::string> Sysfs::resolve(std::string_view rel) const {
+    const int fd = open_in_root(rel, O_PATH);
+    if (fd == -1) return std::nullopt;
+    if (fd >= 0) {
+        auto path = relative_path_of(fd);
+        ::close(fd);
+        if (path) return path;
+    }
+    return resolve_by_component(rel);
+}
+
+Sysfs::Dir::~Dir() {
+    if (fd >= 0) ::close(fd);
+}
+
+std::optional<Sysfs::Dir> Sysfs::open_dir(std::string_view rel) const {
+    const int fd = open_in_root(rel, O_PATH);
+    if (fd == -1) return std::nullopt;
+    if (fd >= 0) {
+        if (auto path = relative_path_of(fd)) return Dir(std::move(*path), fd);
+        ::close(fd);
+    }
+    auto path = resolve_by_component(rel);
+    if (!path) return std::nullopt;
+    return Dir(std::move(*path), -1);
+}
+
+int Sysfs::open_beneath(const Dir& dir, std::string_view rel, int flags) const {
+    if (dir.fd < 0) return -2;
+    const std::string path(rel);
+    open_how how{};
+    how.flags = static_cast<__u64>(flags | O_CLOEXEC);
+    // No symlink on the way: then the walk from `dir` is the walk from the
+    // root (dir is resolved), only shorter. A symlink: the root's rules.
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    const long fd = ::syscall(SYS_openat2, dir.fd, path.c_str(), &how, sizeof how);
+    if (fd >= 0) return static_cast<int>(fd);
+    if (errno == ENOENT || errno == ENOTDIR) return -1;
+    return -2;
+}
+
+std::optional<std::string> Sysfs::read_at(const Dir& dir, std::string_view rel) const {
+    const int fd = open_beneath(dir, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+    if (fd == -1) return std::nullopt;
+    if (fd == -2) return read(dir.path + "/" + std::string(rel));
+    return read_fd(fd);
+}
+
+std::vector<std::string> Sysfs::list_at(const Dir& dir, std::string_view rel) const {
+    const int fd = open_beneath(dir, rel, O_RDONLY | O_DIRECTORY);
+    if (fd == -1) return {};
+    if (fd == -2) return list(dir.path + "/" + std::string(rel));
+    return list_fd(fd);
+}
+
+std::optional<std::string> Sysfs::link_basename_at(const Dir& dir, std::string_view rel) const {
+    if (dir.fd < 0 || rel.find('/') != std::string_view::npos) return link_basename(dir.path + "/" + std::string(rel));
+    char buf[4096];
+    const ssize_t n = ::readlinkat(dir.fd, std::string(rel).c_str(), buf, sizeof buf);
+    if (n < 0 || n == static_cast<ssize_t>(sizeof buf)) return std::nullopt;
+    return basename_of(std::string_view(buf, static_cast<size_t>(n)));
+}
+
+std::optional<std::string> Sysfs::resolve_by_component(std::string_view rel) const {
     // `done` holds resolved components; `todo` the ones still to walk, in
     // reverse so that a link's target can be pushed in front of the rest.
     std::vector<std::string> done;
@@ -113,12 +237,24 @@ std::optional<std::string> Sysfs::resolve(std::string_view rel) const {
 }
 
 std::optional<std::string> Sysfs::read(std::string_view rel) const {
-    const auto resolved = resolve(rel);
-    if (!resolved) return std::nullopt;
     // O_NONBLOCK and the type check: a FIFO in a (fake) tree must not hang
     // a hook. A sysfs attribute is at most a page; a runaway file is cut.
-    const int fd = ::open(absolute(*resolved).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    constexpr int kFlags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+    int fd = open_in_root(rel, kFlags);
+    if (fd == -1) return std::nullopt;
+    if (fd == -2) {
+        const auto resolved = resolve_by_component(rel);
+        if (!resolved) return std::nullopt;
+        fd = ::open(absolute(*resolved).c_str(), kFlags | O_NOFOLLOW);
+    }
     if (fd < 0) return std::nullopt;
+    return read_fd(fd);
+}
+
+namespace {
+// The content of the file open at `fd`, trimmed, when it is a regular file;
+// closes `fd`.
+std::optional<std::string> read_fd(int fd) {
     struct stat st{};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
@@ -130,11 +266,15 @@ std::optional<std::string> Sysfs::read(std::string_view rel) const {
     while ((n = ::read(fd, buf, sizeof buf)) > 0) {
         out.append(buf, static_cast<size_t>(n));
         if (out.size() >= 65536) break;
+        // All of a file whose size is known (not sysfs's, which says 4096
+        // whatever the value): no read to meet its end.
+        if (static_cast<off_t>(out.size()) == st.st_size && st.st_size != 4096) break;
     }
     ::close(fd);
     if (n < 0) return std::nullopt;
     return std::string(trim(out));
 }
+}  // namespace
 
 std::optional<std::string> Sysfs::link_basename(std::string_view rel) const {
     const auto target = read_link(absolute(rel));
@@ -144,19 +284,36 @@ std::optional<std::string> Sysfs::link_basename(std::string_view rel) const {
 
 std::vector<std::string> Sysfs::list(std::string_view rel) const {
     std::vector<std::string> names;
-    const auto resolved = resolve(rel);
-    if (!resolved) return names;
-    const std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(absolute(*resolved).c_str()), ::closedir);
-    if (!dir) return names;
-    while (const dirent* entry = ::readdir(dir.get())) {
-        const std::string_view name = entry->d_name;
-        if (name != "." && name != "..") names.emplace_back(name);
+    int fd = open_in_root(rel, O_RDONLY | O_DIRECTORY);
+    if (fd == -1) return names;
+    if (fd == -2) {
+        const auto resolved = resolve_by_component(rel);
+        if (!resolved) return names;
+        fd = ::open(absolute(*resolved).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) return names;
     }
+    return list_fd(fd);
+}
+
+namespace {
+// The names in the directory open at `fd`, sorted; closes `fd`.
+std::vector<std::string> list_fd(int fd) {
+    std::vector<std::string> names;
+    // getdents64 directly: readdir's DIR costs an fcntl and an allocation,
+    // once per VF in a full scan.
+    for_each_name(fd, [&names](std::string_view name) { names.emplace_back(name); });
+    ::close(fd);
     std::sort(names.begin(), names.end());
     return names;
 }
+}  // namespace
 
-bool Sysfs::exists(std::string_view rel) const { return resolve(rel).has_value(); }
+bool Sysfs::exists(std::string_view rel) const {
+    const int fd = open_in_root(rel, O_PATH);
+    if (fd >= 0) ::close(fd);
+    if (fd != -2) return fd >= 0;
+    return resolve_by_component(rel).has_value();
+}
 
 bool is_assignment_driver(std::string_view driver) {
     return driver == "vfio-pci" || driver == "pci-stub";
@@ -166,10 +323,12 @@ std::optional<PfInfo> Inventory::pf(const std::string& name) const {
     // `name` was validated as an interface name by the caller's parser, but a
     // slash here would let a path escape class/net: refuse it outright.
     if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") return std::nullopt;
+    // sriov_totalvfs first: of a host's net devices (with every VF bound to
+    // a network driver, thousands) only PFs have it, and one read says so.
+    const auto total = sysfs_.read("class/net/" + name + "/device/sriov_totalvfs");
+    if (!total) return std::nullopt;
     const auto dir = sysfs_.resolve("class/net/" + name + "/device");
     if (!dir) return std::nullopt;
-    const auto total = sysfs_.read(*dir + "/sriov_totalvfs");
-    if (!total) return std::nullopt;
     PfInfo info;
     info.name = name;
     info.device_dir = *dir;
@@ -207,23 +366,23 @@ std::optional<PciAddress> Inventory::vf_address(const PfInfo& pf, unsigned index
 
 std::optional<VfInfo> Inventory::vf(const PfInfo& pf, unsigned index) const {
     const auto link = pf.device_dir + "/virtfn" + std::to_string(index);
-    const auto dir = sysfs_.resolve(link);
+    const auto dir = sysfs_.open_dir(link);
     if (!dir) return std::nullopt;
-    const auto pci = PciAddress::parse(basename_of(*dir));
+    const auto pci = PciAddress::parse(basename_of(dir->path));
     if (!pci) return std::nullopt;
     VfInfo vf;
     vf.pci = *pci;
     vf.pf = pf.name;
     vf.index = index;
-    vf.device_dir = *dir;
-    vf.driver = sysfs_.link_basename(*dir + "/driver").value_or("");
-    const auto netdevs = sysfs_.list(*dir + "/net");
+    vf.device_dir = dir->path;
+    vf.driver = sysfs_.link_basename_at(*dir, "driver").value_or("");
+    const auto netdevs = sysfs_.list_at(*dir, "net");
     if (!netdevs.empty()) {
         vf.netdev = netdevs.front();
-        vf.netdev_state = sysfs_.read(*dir + "/net/" + vf.netdev + "/operstate").value_or("unknown");
+        vf.netdev_state = sysfs_.read_at(*dir, "net/" + vf.netdev + "/operstate").value_or("unknown");
     }
-    vf.numa_node = parse_int(sysfs_.read(*dir + "/numa_node").value_or("-1")).value_or(-1);
-    if (const auto group = sysfs_.link_basename(*dir + "/iommu_group")) {
+    vf.numa_node = parse_int(sysfs_.read_at(*dir, "numa_node").value_or("-1")).value_or(-1);
+    if (const auto group = sysfs_.link_basename_at(*dir, "iommu_group")) {
         if (const auto n = parse_int(*group); n && *n >= 0) vf.iommu_group = static_cast<unsigned>(*n);
     }
     return vf;

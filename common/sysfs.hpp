@@ -17,7 +17,18 @@ namespace sriovpt {
 
 class Sysfs {
 public:
-    explicit Sysfs(std::string root);
+    // How symlinks are resolved inside the root. `kernel`: by openat2(2)
+    // with RESOLVE_IN_ROOT, one system call per path, which has the same
+    // rules as ours (".." stops at the root, an absolute target starts from
+    // it, at most 40 links); where the kernel lacks it (before Linux 5.6:
+    // EL8's 4.18) or cannot say, component by component as `by_component`
+    // always does.
+    enum class Resolution { kernel, by_component };
+
+    explicit Sysfs(std::string root, Resolution how = Resolution::kernel);
+    ~Sysfs();
+    Sysfs(const Sysfs&) = delete;
+    Sysfs& operator=(const Sysfs&) = delete;
 
     const std::string& root() const { return root_; }
 
@@ -39,9 +50,42 @@ public:
 
     bool exists(std::string_view rel) const;
 
+    // A directory resolved as resolve() does and held open, so that what is
+    // under it is read with a short walk (a full scan reads five things of
+    // each of thousands of VFs). fd is -1 when only the path is known.
+    struct Dir {
+        std::string path;
+        int fd = -1;
+        Dir(std::string p, int f) : path(std::move(p)), fd(f) {}
+        Dir(Dir&& other) noexcept : path(std::move(other.path)), fd(other.fd) { other.fd = -1; }
+        Dir& operator=(Dir&&) = delete;
+        ~Dir();
+    };
+    std::optional<Dir> open_dir(std::string_view rel) const;
+
+    // What read(), list() and link_basename() say of dir.path + "/" + rel:
+    // through dir.fd when no component of `rel` is a symlink, else by the
+    // whole path from the root.
+    std::optional<std::string> read_at(const Dir& dir, std::string_view rel) const;
+    std::vector<std::string> list_at(const Dir& dir, std::string_view rel) const;
+    std::optional<std::string> link_basename_at(const Dir& dir, std::string_view rel) const;
+
 private:
     std::string absolute(std::string_view rel) const;
+    std::optional<std::string> resolve_by_component(std::string_view rel) const;
+    // `rel` opened by the kernel inside the root with `flags`; -1 (errno
+    // set) when it does not exist, -2 when the kernel cannot resolve it this
+    // way (then resolve by component).
+    int open_in_root(std::string_view rel, int flags) const;
+    // `rel` under `dir` opened with `flags` by a walk that meets no symlink;
+    // -1 when it does not exist, -2 when that walk cannot say.
+    int open_beneath(const Dir& dir, std::string_view rel, int flags) const;
+    // The path of `fd` relative to the root, when the kernel can say.
+    std::optional<std::string> relative_path_of(int fd) const;
+
     std::string root_;
+    int root_fd_ = -1;          // O_PATH, for openat2; -1: resolve by component
+    std::string root_real_;     // the root as the kernel names it (/proc/self/fd)
 };
 
 // One VF as the hooks see it.

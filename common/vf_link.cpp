@@ -103,9 +103,9 @@ std::optional<bool> flag(std::uint32_t setting) {
 
 // One IFLA_VF_INFO entry (number `n` in the list); nullopt when the VF it
 // describes cannot be told.
-std::optional<VfState> decode_vf_info(const nlattr* info, size_t n, std::vector<std::string>& problems) {
+std::optional<VfKernelState> decode_vf_info(const nlattr* info, size_t n, std::vector<std::string>& problems) {
     const auto where = cat("VF entry ", n);
-    VfState state;
+    VfKernelState state;
     std::optional<std::uint32_t> index;
     bool consistent = true;
     const bool whole = for_each_attr(mnl_attr_get_payload(info), mnl_attr_get_payload_len(info), [&](const nlattr* a) {
@@ -372,7 +372,7 @@ std::optional<NetlinkAck> parse_ack(std::span<const std::uint8_t> reply, std::ui
     return ack;
 }
 
-std::optional<VfSetting> VfState::current(VfSetting::Kind kind) const {
+std::optional<VfSetting> VfKernelState::current(VfSetting::Kind kind) const {
     switch (kind) {
     case VfSetting::Kind::trust:
         if (trust) return VfSetting::trust(*trust);
@@ -390,7 +390,7 @@ std::optional<VfSetting> VfState::current(VfSetting::Kind kind) const {
     return std::nullopt;
 }
 
-const VfState* LinkInfo::vf(std::uint32_t index) const {
+const VfKernelState* LinkInfo::vf(std::uint32_t index) const {
     for (const auto& v : vfs) {
         if (v.vf == index) return &v;
     }

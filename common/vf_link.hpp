@@ -93,7 +93,7 @@ std::optional<NetlinkAck> parse_ack(std::span<const std::uint8_t> reply, std::ui
 // One VF as its PF reports it. A value the reply does not carry is nullopt;
 // so are trust and spoofchk when the driver did not fill them in (the kernel
 // sends all ones then: net/core/rtnetlink.c, rtnl_fill_vfinfo).
-struct VfState {
+struct VfKernelState {
     std::uint32_t vf = 0;
     std::optional<bool> trust;
     std::optional<bool> spoofchk;
@@ -104,7 +104,7 @@ struct VfState {
     // The current value of `kind` as a setting, nullopt when not reported.
     std::optional<VfSetting> current(VfSetting::Kind kind) const;
 
-    bool operator==(const VfState&) const = default;
+    bool operator==(const VfKernelState&) const = default;
 };
 
 // What RTM_NEWLINK says about a PF's VFs.
@@ -112,13 +112,13 @@ struct LinkInfo {
     std::int32_t ifindex = 0;
     std::string ifname;                    // IFLA_IFNAME, empty if absent
     std::optional<std::uint32_t> num_vfs;  // IFLA_NUM_VF, absent for devices without a bus device
-    std::vector<VfState> vfs;              // IFLA_VFINFO_LIST, in the kernel's order
+    std::vector<VfKernelState> vfs;              // IFLA_VFINFO_LIST, in the kernel's order
     // What could not be decoded, one phrase each ("truncated: ...", "VF
     // entry 3: IFLA_VF_TRUST has 4 bytes, needs 8"). Whatever was decoded
     // before is kept; a VF entry whose index cannot be told is left out.
     std::vector<std::string> problems;
 
-    const VfState* vf(std::uint32_t index) const;
+    const VfKernelState* vf(std::uint32_t index) const;
 };
 
 // The answer to get_link_message: the kernel's error, or the link.

@@ -189,12 +189,12 @@ NetlinkVfPort::NetlinkVfPort(const std::string& pf) : pf_(pf) {
     link_ = reply.link;
 }
 
-VfState NetlinkVfPort::state(std::uint32_t vf) {
+VfKernelState NetlinkVfPort::state(std::uint32_t vf) {
     if (const auto* s = link_.vf(vf)) return *s;
     // A device without VFs in the kernel's eyes (a veth; a driver that
     // cannot report them): nothing is known, the settings will tell.
     if (link_.vfs.empty() && link_.num_vfs.value_or(0) == 0 && link_.problems.empty()) {
-        VfState unknown;
+        VfKernelState unknown;
         unknown.vf = vf;
         return unknown;
     }
@@ -214,7 +214,7 @@ std::string refusal_text(const NetlinkAck& ack) {
 
 VfOutcome apply_settings(VfPort& port, std::uint32_t vf, const std::vector<VfSetting>& settings, const VfPolicy& policy,
                          const std::string& no_privilege) {
-    const VfState before = port.state(vf);
+    const VfKernelState before = port.state(vf);
     std::vector<Made> made;
     std::vector<std::string> refused;
     bool denied = false;
@@ -270,7 +270,7 @@ VfOutcome apply_settings(VfPort& port, std::uint32_t vf, const std::vector<VfSet
 }
 
 VfOutcome reset_settings(VfPort& port, std::uint32_t vf, const VfPolicy& policy, const std::string& no_privilege) {
-    const VfState before = port.state(vf);
+    const VfKernelState before = port.state(vf);
     std::vector<std::string> failed;
     bool denied = false;
     for (const auto kind : kOrder) {

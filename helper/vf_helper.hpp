@@ -106,7 +106,7 @@ public:
     virtual ~VfPort() = default;
     // What the PF reports of VF `vf`; unreported values are nullopt. Throws
     // Error when the PF cannot be asked or does not know VF `vf`.
-    virtual VfState state(std::uint32_t vf) = 0;
+    virtual VfKernelState state(std::uint32_t vf) = 0;
     // One setting, one message; the kernel's verdict. Throws Error when no
     // verdict comes.
     virtual NetlinkAck set(std::uint32_t vf, const VfSetting& setting) = 0;
@@ -117,7 +117,7 @@ public:
 class NetlinkVfPort : public VfPort {
 public:
     explicit NetlinkVfPort(const std::string& pf);
-    VfState state(std::uint32_t vf) override;
+    VfKernelState state(std::uint32_t vf) override;
     NetlinkAck set(std::uint32_t vf, const VfSetting& setting) override;
 
 private:

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "harness.hpp"
+#include "text.hpp"
 
 namespace fs = std::filesystem;
 
@@ -299,6 +300,10 @@ TEST_F(Concurrency, HooksKilledAtAnyInstantLeaveNothingDamagedAndGcMakesThePoolW
         ASSERT_EQ(gc.status, 0) << gc.output;
         EXPECT_TRUE(temporaries_in(host_.state_dir()).empty());
         EXPECT_TRUE(host_.records().empty()) << gc.output;
+        // What killed writers left of the index (entries of files that never
+        // got their name, or whose name went first) is gone too.
+        const auto index = ReservationStore(host_.state_dir(), std::chrono::seconds(1)).check_index();
+        EXPECT_TRUE(index.empty()) << join(index.missing) << " / " << join(index.stale) << "\n" << gc.output;
     }
 
     // The pool is whole: sixteen new VMs get sixteen distinct VFs.
@@ -309,6 +314,7 @@ TEST_F(Concurrency, HooksKilledAtAnyInstantLeaveNothingDamagedAndGcMakesThePoolW
     std::set<PciAddress> vfs;
     for (const auto& r : held) vfs.insert(r.pci);
     EXPECT_EQ(vfs.size(), kPoolSize);
+    EXPECT_TRUE(ReservationStore(host_.state_dir(), std::chrono::seconds(1)).check_index().empty());
 }
 
 // A libvirt that takes connections and never answers: a hook that needs it

@@ -584,15 +584,15 @@ TEST_F(VfSettingsFlow, TheNextReservationRetriesAResetThatFailed) {
     helper_.heal();
     helper_.forget();
 
-    // Another VM, no settings of its own, a free VF elsewhere: the pending
-    // reset is done after its reservation, outside the lock.
-    const auto other = make_domain({{"00:1a:4a:16:02:51", "sriovnet", {{"passthrough", "true"}}}}, kOtherVm, "vm2");
-    const auto start = vdsm_.start_vm(other, kOtherVm);
+    // The VM again, now without settings, a free VF elsewhere: its vNIC's
+    // pending reset is done after its reservation, outside the lock.
+    const auto again = make_domain({{kMac, "sriovnet", {{"passthrough", "true"}}}});
+    const auto start = vdsm_.start_vm(again, kVmId);
     ASSERT_TRUE(start.ok) << start.why;
     EXPECT_EQ(helper_.calls(), std::vector<std::string>{"reset " + pci});
     const auto held = host_.reservations();
     ASSERT_EQ(held.size(), 1u);
-    EXPECT_EQ(held[0].vm_id, kOtherVm);
+    EXPECT_EQ(held[0].vm_id, kVmId);
     EXPECT_NE(held[0].pci.to_string(), pci) << "not the VF that waited for its reset";
 }
 

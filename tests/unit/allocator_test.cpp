@@ -2,6 +2,8 @@
 // reclaim of stale records, and when libvirt is (not) asked. libvirt is a
 // hand-written fake that records every call.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -457,6 +459,54 @@ TEST_F(AllocatorTest, GarbageCollectionDryRunChangesNothing) {
     const auto left = held();
     EXPECT_EQ(left.size(), 2u);
     EXPECT_FALSE(left.count(vf("ens1f0", 0)));
+}
+
+// A start and a release read the records of their own VM, no other
+// (issue 11: the cost of a start must not grow with the records held).
+// Seen by the access times of the record files.
+TEST_F(AllocatorTest, AStartAndAReleaseReadOnlyTheirOwnVmsRecords) {
+    for (unsigned i = 0; i < 3; ++i) put_record(kVmB, "00:1a:4a:16:02:0" + std::to_string(i), "ens1f0", i, kNow);
+    for (unsigned i = 0; i < 3; ++i) put_record(kVmC, "00:1a:4a:16:03:0" + std::to_string(i), "ens1f1", i, kNow);
+    put_record(kVmA, "00:1a:4a:16:01:51", "ens1f1", 3, kNow);
+    const auto state = config_.state_dir;
+    const auto age_all = [&] {
+        for (const auto& e : std::filesystem::directory_iterator(state)) {
+            if (e.path().filename().string().rfind("vf-", 0) != 0) continue;
+            const timespec times[2] = {{1, 0}, {UTIME_OMIT, UTIME_OMIT}};
+            ASSERT_EQ(::utimensat(AT_FDCWD, e.path().c_str(), times, AT_SYMLINK_NOFOLLOW), 0);
+        }
+    };
+    const auto read_since_aged = [&] {
+        std::set<std::string> out;
+        for (const auto& e : std::filesystem::directory_iterator(state)) {
+            struct stat st{};
+            if (e.path().filename().string().rfind("vf-", 0) == 0 && ::lstat(e.path().c_str(), &st) == 0 &&
+                st.st_atim.tv_sec != 1)
+                out.insert(e.path().filename().string());
+        }
+        return out;
+    };
+    age_all();
+    (void)test::read_text(state + "/" + ReservationStore::file_name(vf("ens1f0", 0)));
+    if (read_since_aged().empty()) GTEST_SKIP() << "the file system does not record access times";
+
+    age_all();
+    reset_host();
+    const auto grants = reserve({vnic(kVmA, "00:1a:4a:16:01:51"), vnic(kVmA, "00:1a:4a:16:01:52")});
+    ASSERT_EQ(grants.size(), 2u);
+    EXPECT_FALSE(grants[0].created) << "its own record was found through the index";
+    EXPECT_EQ(grants[1].reservation.pci, vf("ens1f0", 3)) << "ens1f0 holds 3, ens1f1 4";
+    // Its own record, read; the one it made, new.
+    EXPECT_EQ(read_since_aged(), (std::set<std::string>{ReservationStore::file_name(vf("ens1f1", 3)),
+                                                        ReservationStore::file_name(vf("ens1f0", 3))}))
+        << "read another VM's record";
+
+    age_all();
+    reset_host();
+    EXPECT_EQ(Allocator(*host_).release(kVmA).size(), 2u);
+    const auto read = read_since_aged();
+    EXPECT_TRUE(read.empty()) << "read another VM's record: " << join(std::vector<std::string>(read.begin(), read.end()));
+    EXPECT_EQ(held().size(), 6u);
 }
 
 // --- A leftover reservation of the same vNIC (issue 10, item 2) ---------------

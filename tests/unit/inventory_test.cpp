@@ -32,6 +32,63 @@ TEST(Sysfs, ResolvesRelativeLinksInsideTheRoot) {
     EXPECT_FALSE(sysfs.resolve("class/net/nothing"));
 }
 
+// The kernel's resolution (openat2, RESOLVE_IN_ROOT) and ours, component
+// by component, agree on every path, the hostile ones included.
+void write_text_file(const std::string& path, const std::string& text) { test::write_text(path, text); }
+
+TEST(Sysfs, KernelResolutionAgreesWithResolutionByComponent) {
+    test::TempDir dir;
+    sim::FakeSysfs fake(dir.path());
+    fake.add_pf(FakePf{"ens1f0", "0000:3b:00.0", 2});
+    fake.set_vf_driver("ens1f0", 1, "vfio-pci");
+    const auto net = dir.path() + "/class/net/";
+    std::filesystem::create_directory_symlink("/etc", net + "evil");
+    std::filesystem::create_directory_symlink("../../../../../../../../etc", net + "climb");
+    std::filesystem::create_directory_symlink("/devices/pci0000:00", net + "absolute");
+    std::filesystem::create_symlink("loop2", net + "loop1");
+    std::filesystem::create_symlink("loop1", net + "loop2");
+    std::filesystem::create_symlink("nowhere", net + "dangling");
+    std::filesystem::create_directory_symlink("../..", net + "up");
+    const Sysfs kernel(dir.path());
+    const Sysfs by_component(dir.path(), Sysfs::Resolution::by_component);
+    const Sysfs trailing_slash(dir.path() + "/");
+    for (const std::string path :
+         {"class/net/ens1f0/device", "class/net/ens1f0/device/virtfn0", "class/net/ens1f0/device/virtfn1/driver",
+          "class/net/ens1f0/device/sriov_numvfs", "class/net/ens1f0v0/device/physfn/sriov_totalvfs",
+          "class/net/evil/passwd", "class/net/climb/passwd", "class/net/absolute/0000:3b:00.0/sriov_numvfs",
+          "class/net/loop1", "class/net/loop1/x", "class/net/dangling", "class/net/up/class/net/ens1f0/operstate",
+          "class/net/up/../../..", "..", "", "/", "//class//net/./ens1f0/device/", "class/net/nothing",
+          "class/net/ens1f0/device/sriov_numvfs/x", "class/net/ens1f0/device/virtfn1/net"}) {
+        SCOPED_TRACE(path);
+        EXPECT_EQ(kernel.resolve(path), by_component.resolve(path));
+        EXPECT_EQ(trailing_slash.resolve(path), by_component.resolve(path));
+        EXPECT_EQ(kernel.read(path), by_component.read(path));
+        EXPECT_EQ(kernel.exists(path), by_component.exists(path));
+        EXPECT_EQ(kernel.list(path), by_component.list(path));
+    }
+    // A VF's attributes, read through its directory: the same, also where
+    // one of them is a link (then read from the root).
+    const auto vf0 = dir.path() + "/" + *by_component.resolve("class/net/ens1f0/device/virtfn0");
+    std::filesystem::remove(vf0 + "/numa_node");
+    write_text_file(dir.path() + "/numa-elsewhere", "1\n");
+    std::filesystem::create_symlink("/numa-elsewhere", vf0 + "/numa_node");
+    const auto describe = [](const Sysfs& sysfs) {
+        const Inventory inventory(sysfs);
+        std::string out;
+        for (const auto& vf : inventory.vfs(*inventory.pf("ens1f0")))
+            out += vf.pci.to_string() + " " + vf.device_dir + " " + vf.driver + " " + vf.netdev + " " +
+                   vf.netdev_state + " " + std::to_string(vf.numa_node) + " " +
+                   (vf.iommu_group ? std::to_string(*vf.iommu_group) : "-") + "\n";
+        return out;
+    };
+    EXPECT_EQ(describe(kernel), describe(by_component));
+    EXPECT_NE(describe(kernel).find(" 1 "), std::string::npos) << describe(kernel);
+    EXPECT_EQ(kernel.resolve("class/net/up/class/net/ens1f0/operstate"),
+              "devices/pci0000:00/0000:3b:00.0/net/ens1f0/operstate");
+    EXPECT_EQ(kernel.resolve("class/net/up/../../.."), "") << "the root, however many '..'";
+    EXPECT_FALSE(kernel.resolve("class/net/loop1"));
+}
+
 TEST(Inventory, DescribesPfsAndVfs) {
     test::TempDir dir;
     sim::FakeSysfs fake(dir.path());

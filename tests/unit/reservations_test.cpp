@@ -355,6 +355,13 @@ TEST(Store, FilesMadeByAnotherUserBelongToTheStateDirectorysOwner) {
     EXPECT_EQ(record.st_uid, kHooks);
     EXPECT_EQ(record.st_gid, kHooks);
     EXPECT_EQ(record.st_mode & 0777, 0640u);
+    // The index root made: its directories and the PF's count file too.
+    for (const auto& made : {dir + "/" + vm_index_dir(sample().vm_id), dir + "/pf-ens1f0", dir + "/pf-ens1f0/count",
+                             dir + "/layout"}) {
+        const auto st = stat_of(made);
+        EXPECT_EQ(st.st_uid, kHooks) << made;
+        EXPECT_EQ(st.st_gid, kHooks) << made;
+    }
     ASSERT_TRUE(store.remove(old.pci));
     EXPECT_TRUE(store.unusable_by_owner().empty());
 
@@ -394,6 +401,327 @@ TEST(Store, FilesMadeByAnotherUserBelongToTheStateDirectorysOwner) {
     EXPECT_FALSE(std::filesystem::exists(dir + "/vf-0000:3b:02.7"));
     for (const auto& e : std::filesystem::directory_iterator(dir))
         EXPECT_NE(e.path().filename().string().rfind(".tmp-", 0), 0u) << e.path() << " left behind";
+}
+
+
+// --- Layout 2: the index (issue 11, item 2) ------------------------------------
+
+std::string vm_dir_of(const std::string& state, const Reservation& r) { return state + "/" + vm_index_dir(r.vm_id); }
+std::string vm_entry_of(const std::string& state, const Reservation& r) {
+    return vm_dir_of(state, r) + "/" + r.pci.to_string();
+}
+std::string pf_entry_of(const std::string& state, const Reservation& r) {
+    return state + "/" + pf_index_dir(r.pf) + "/" + std::to_string(r.vf_index) + "-" + r.pci.to_string();
+}
+std::string count_of(const std::string& state, const Reservation& r) {
+    return state + "/" + pf_index_dir(r.pf) + "/count";
+}
+std::string record_of(const std::string& state, const Reservation& r) {
+    return state + "/" + ReservationStore::file_name(r.pci);
+}
+bool exists(const std::string& path) {
+    struct stat st{};
+    return ::lstat(path.c_str(), &st) == 0;
+}
+bool same_file(const std::string& a, const std::string& b) {
+    struct stat sa{}, sb{};
+    return ::lstat(a.c_str(), &sa) == 0 && ::lstat(b.c_str(), &sb) == 0 && sa.st_ino == sb.st_ino &&
+           sa.st_dev == sb.st_dev;
+}
+std::vector<std::string> temporaries(const std::string& state) {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(state)) {
+        const auto name = e.path().filename().string();
+        if (name.rfind(".tmp-", 0) == 0) out.push_back(name);
+    }
+    return out;
+}
+Reservation another(const std::string& pci, unsigned index, const std::string& vm = test::kVmId) {
+    auto r = sample();
+    r.pci = *PciAddress::parse(pci);
+    r.vf_index = index;
+    r.vm_id = vm;
+    return r;
+}
+
+// replace() writes a new file: its VM entry follows it, or the VM's release
+// would no longer find the record (found by merging the VF settings work).
+TEST(StoreIndex, AReplacedRecordKeepsItsIndexEntries) {
+    TempDir dir;
+    ReservationStore store(dir.path(), std::chrono::seconds(1));
+    const auto lock = store.lock();
+    const auto r = sample();
+    ASSERT_TRUE(store.create(r));
+    auto changed = r;
+    changed.reset_pending = true;
+    changed.vf_settings.trust = true;
+    store.replace(changed);
+    EXPECT_TRUE(same_file(record_of(dir.path(), r), vm_entry_of(dir.path(), r)));
+    EXPECT_EQ(store.records_of_vm(r.vm_id), std::vector<Reservation>{changed});
+    EXPECT_EQ(store.held_on_pf("ens1f0"), 1u);
+    EXPECT_TRUE(store.check_index().empty());
+    EXPECT_TRUE(temporaries(dir.path()).empty());
+    ASSERT_TRUE(store.remove(changed));
+    EXPECT_TRUE(store.records_of_vm(r.vm_id).empty());
+    EXPECT_EQ(store.held_on_pf("ens1f0"), 0u);
+}
+
+TEST(StoreIndex, ARecordIsIndexedByVmAndPfAsHardLinksAndRemovedWithThem) {
+    TempDir dir;
+    ReservationStore store(dir.path(), std::chrono::seconds(1));
+    const auto lock = store.lock();
+    EXPECT_EQ(read_text(dir.path() + "/layout"), "sriov-passthrough-store 2\n");
+    const auto r = sample();
+    ASSERT_TRUE(store.create(r));
+    EXPECT_TRUE(same_file(record_of(dir.path(), r), vm_entry_of(dir.path(), r)));
+    EXPECT_TRUE(same_file(count_of(dir.path(), r), pf_entry_of(dir.path(), r)));
+    EXPECT_EQ(stat_of(record_of(dir.path(), r)).st_nlink, 2u) << "the record and its VM's entry, no temporary";
+    EXPECT_EQ(store.held_on_pf("ens1f0"), 1u) << "the count file's links but itself";
+    EXPECT_TRUE(temporaries(dir.path()).empty());
+    EXPECT_EQ(store.records_of_vm(r.vm_id), std::vector<Reservation>{r});
+    EXPECT_EQ(store.records_of_vm(std::string(test::kVmId).substr(0, 8) + "-0000-0000-0000-000000000000").size(), 0u);
+    EXPECT_EQ(store.indexed_on_pf("ens1f0"), std::vector<unsigned>{1});
+    EXPECT_TRUE(store.indexed_on_pf("ens1f1").empty());
+    EXPECT_TRUE(store.check_index().empty());
+
+    auto second = another("0000:3b:02.4", 4);
+    ASSERT_TRUE(store.create(second));
+    EXPECT_EQ(store.records_of_vm(r.vm_id), (std::vector<Reservation>{r, second}));
+    EXPECT_EQ(store.indexed_on_pf("ens1f0"), (std::vector<unsigned>{1, 4}));
+    EXPECT_EQ(store.held_on_pf("ens1f0"), 2u);
+    EXPECT_EQ(store.held_on_pf("ens1f1"), 0u);
+
+    EXPECT_TRUE(store.remove(r.pci));
+    EXPECT_FALSE(exists(vm_entry_of(dir.path(), r)));
+    EXPECT_FALSE(exists(pf_entry_of(dir.path(), r)));
+    EXPECT_TRUE(store.remove(second));
+    EXPECT_FALSE(exists(vm_dir_of(dir.path(), r))) << "a VM's directory goes with its last record";
+    EXPECT_TRUE(store.indexed_on_pf("ens1f0").empty());
+    EXPECT_EQ(store.held_on_pf("ens1f0"), 0u);
+    EXPECT_TRUE(store.check_index().empty());
+}
+
+TEST(StoreIndex, PfNamesAreEncodedIntoOneFileName) {
+    TempDir dir;
+    ReservationStore store(dir.path(), std::chrono::seconds(1));
+    const auto lock = store.lock();
+    auto r = sample();
+    r.pf = "../a/b\n";
+    ASSERT_TRUE(store.create(r));
+    EXPECT_EQ(pf_index_dir(r.pf), "pf-..%2Fa%2Fb%0A");
+    EXPECT_TRUE(exists(dir.path() + "/pf-..%2Fa%2Fb%0A/1-0000:3b:02.1"));
+    EXPECT_EQ(store.indexed_on_pf(r.pf), std::vector<unsigned>{1});
+    EXPECT_TRUE(store.remove(r.pci));
+    EXPECT_TRUE(store.check_index().empty());
+}
+
+// A writer killed after each step of create, and of remove: what it leaves
+// is never taken for a record, never blocks the VF, and is cleaned.
+TEST(StoreIndex, ACrashBetweenAnyTwoStepsLeavesNothingTakenForARecord) {
+    TempDir dir;
+    const auto state = dir.path();
+    ReservationStore store(state, std::chrono::seconds(1));
+    const auto r = sample();
+    const auto temp = state + "/.tmp-4194303-0";
+    const auto make_index_dirs = [&] {
+        std::filesystem::create_directories(vm_dir_of(state, r));
+        std::filesystem::create_directories(state + "/" + pf_index_dir(r.pf));
+    };
+    {
+        const auto lock = store.lock();  // indexes the (empty) store
+    }
+
+    // 1. Written, not linked anywhere.
+    write_text(temp, format_record(r));
+    // 2. Linked into the index, not yet named vf-<pci>.
+    make_index_dirs();
+    std::filesystem::create_hard_link(temp, vm_entry_of(state, r));
+    write_text(count_of(state, r), "");
+    std::filesystem::create_hard_link(count_of(state, r), pf_entry_of(state, r));
+    EXPECT_TRUE(store.load().empty());
+    EXPECT_FALSE(store.has_record(r.pci));
+    EXPECT_TRUE(store.records_of_vm(r.vm_id).empty()) << "an entry that is not vf-<pci> is no record";
+    EXPECT_EQ(store.check_index().stale.size(), 2u);
+    {
+        // The next writer of that VF replaces the stale entries.
+        const auto lock = store.lock();
+        ASSERT_TRUE(store.create(r));
+    }
+    EXPECT_TRUE(same_file(record_of(state, r), vm_entry_of(state, r)));
+    EXPECT_TRUE(same_file(count_of(state, r), pf_entry_of(state, r)));
+    EXPECT_EQ(store.records_of_vm(r.vm_id), std::vector<Reservation>{r});
+    EXPECT_TRUE(store.check_index().empty());
+    EXPECT_EQ(store.remove_temporaries(), std::vector<std::string>{".tmp-4194303-0"});
+
+    // 3. Named, the temporary not yet removed: a good record.
+    std::filesystem::create_hard_link(record_of(state, r), temp);
+    EXPECT_EQ(store.records_of_vm(r.vm_id), std::vector<Reservation>{r});
+    EXPECT_EQ(store.remove_temporaries(), std::vector<std::string>{".tmp-4194303-0"});
+    EXPECT_EQ(store.records_of_vm(r.vm_id), std::vector<Reservation>{r}) << "gc removes the temporary, not the record";
+    EXPECT_EQ(stat_of(record_of(state, r)).st_nlink, 2u);
+    EXPECT_EQ(store.held_on_pf(r.pf), 1u) << "the stale entry was taken over, not doubled";
+
+    // 4. Removed by name, the index not yet: stale, cleaned when met under the lock.
+    ASSERT_EQ(::unlink(record_of(state, r).c_str()), 0);
+    EXPECT_FALSE(store.has_record(r.pci));
+    EXPECT_TRUE(store.records_of_vm(r.vm_id).empty());
+    EXPECT_TRUE(exists(vm_entry_of(state, r))) << "not cleaned without the lock";
+    EXPECT_EQ(store.check_index().stale,
+              (std::vector<std::string>{pf_index_dir(r.pf) + "/1-0000:3b:02.1", vm_index_dir(r.vm_id) + "/0000:3b:02.1"}));
+    {
+        const auto lock = store.lock();
+        EXPECT_TRUE(store.records_of_vm(r.vm_id).empty());
+        EXPECT_FALSE(exists(vm_entry_of(state, r))) << "cleaned when met under the lock";
+        const auto repaired = store.repair_index();
+        EXPECT_EQ(repaired.stale, std::vector<std::string>{pf_index_dir(r.pf) + "/1-0000:3b:02.1"});
+    }
+    EXPECT_TRUE(store.check_index().empty());
+    EXPECT_FALSE(exists(vm_dir_of(state, r)));
+    EXPECT_TRUE(store.indexed_on_pf(r.pf).empty());
+}
+
+TEST(StoreIndex, CreateStaysExclusiveAndLeavesNoEntryWhenTheVfIsHeld) {
+    TempDir dir;
+    ReservationStore store(dir.path(), std::chrono::seconds(1));
+    const auto lock = store.lock();
+    // A record by a writer that did not take the lock, not indexed.
+    auto other = sample();
+    other.vm_id = "11111111-2222-3333-4444-555555555555";
+    write_text(record_of(dir.path(), other), format_record(other));
+    EXPECT_FALSE(store.create(sample()));
+    EXPECT_FALSE(exists(vm_dir_of(dir.path(), sample())));
+    EXPECT_FALSE(exists(dir.path() + "/" + pf_index_dir("ens1f0") + "/1-0000:3b:02.1"));
+    EXPECT_TRUE(temporaries(dir.path()).empty());
+    EXPECT_EQ(store.read(sample().pci)->record, other) << "the first holder stays";
+    EXPECT_EQ(store.check_index().missing.size(), 2u);
+    EXPECT_EQ(store.repair_index().missing.size(), 2u);
+    EXPECT_EQ(store.records_of_vm(other.vm_id), std::vector<Reservation>{other});
+    EXPECT_TRUE(store.check_index().empty());
+}
+
+TEST(StoreIndex, AnIndexDirectoryThatIsALinkIsNeverFollowed) {
+    TempDir dir;
+    const auto state = dir.path() + "/state";
+    ReservationStore store(state, std::chrono::seconds(1));
+    const auto lock = store.lock();
+    std::filesystem::create_directory(dir.path() + "/elsewhere");
+    std::filesystem::create_directory_symlink(dir.path() + "/elsewhere", vm_dir_of(state, sample()));
+    EXPECT_THROW(store.create(sample()), Error);
+    EXPECT_TRUE(std::filesystem::is_empty(dir.path() + "/elsewhere"));
+    EXPECT_FALSE(store.has_record(sample().pci)) << "a record that cannot be indexed is not made";
+    EXPECT_TRUE(temporaries(state).empty());
+    // gc's repair removes what is not a directory; then all is well.
+    EXPECT_EQ(store.repair_index().stale, std::vector<std::string>{vm_index_dir(sample().vm_id) + " is not a directory"});
+    EXPECT_TRUE(store.create(sample()));
+    EXPECT_TRUE(std::filesystem::is_empty(dir.path() + "/elsewhere"));
+}
+
+// A store as releases before the index wrote it: records of both versions
+// (version 2 for a name version 1 cannot hold), a damaged one, no marker.
+TEST(StoreIndex, AStoreOfTheEarlierLayoutIsIndexedOnceAtItsFirstLock) {
+    TempDir dir;
+    const auto state = dir.path();
+    const auto v1 = sample();
+    auto v2 = another("0000:3b:02.2", 2, "22222222-0000-4000-8000-000000000002");
+    v2.network = "sriov\nnet";
+    auto third = another("0000:3b:02.3", 3);
+    ASSERT_EQ(format_record(v1).rfind("sriov-passthrough-reservation 1\n", 0), 0u);
+    ASSERT_EQ(format_record(v2).rfind("sriov-passthrough-reservation 2\n", 0), 0u);
+    for (const auto& r : {v1, v2, third}) {
+        write_text(record_of(state, r), format_record(r));
+        ::chmod(record_of(state, r).c_str(), 0640);
+    }
+    write_text(state + "/vf-0000:3b:02.5", "half a rec");
+    write_text(state + "/lock", "");
+
+    ReservationStore store(state, std::chrono::seconds(1));
+    EXPECT_FALSE(store.indexed());
+    // Read without the lock (before_vm_migrate_source): the whole store.
+    EXPECT_EQ(store.records_of_vm(v1.vm_id), (std::vector<Reservation>{v1, third}));
+    EXPECT_FALSE(exists(state + "/layout")) << "nothing changes without the lock";
+    EXPECT_FALSE(exists(vm_dir_of(state, v1)));
+    {
+        const auto lock = store.lock();
+    }
+    EXPECT_EQ(read_text(state + "/layout"), "sriov-passthrough-store 2\n");
+    EXPECT_TRUE(store.indexed());
+    for (const auto& r : {v1, v2, third}) {
+        EXPECT_TRUE(same_file(record_of(state, r), vm_entry_of(state, r))) << r.pci.to_string();
+        EXPECT_TRUE(same_file(count_of(state, r), pf_entry_of(state, r))) << r.pci.to_string();
+        EXPECT_EQ(read_text(record_of(state, r)), format_record(r)) << "records are not rewritten";
+    }
+    EXPECT_EQ(read_text(state + "/vf-0000:3b:02.5"), "half a rec") << "a damaged record stays as it is";
+    EXPECT_TRUE(store.check_index().empty());
+    EXPECT_EQ(store.records_of_vm(v2.vm_id), std::vector<Reservation>{v2});
+    EXPECT_EQ(store.indexed_on_pf("ens1f0"), (std::vector<unsigned>{1, 2, 3}));
+
+    // Once: a later lock reads the marker only.
+    const auto marker = stat_of(state + "/layout");
+    ReservationStore later(state, std::chrono::seconds(1));
+    { const auto lock = later.lock(); }
+    EXPECT_EQ(stat_of(state + "/layout").st_ino, marker.st_ino);
+    EXPECT_EQ(stat_of(state + "/layout").st_mtim.tv_nsec, marker.st_mtim.tv_nsec);
+    // And every record is released through the index.
+    {
+        const auto lock = later.lock();
+        for (const auto& r : later.records_of_vm(v1.vm_id)) EXPECT_TRUE(later.remove(r));
+    }
+    EXPECT_FALSE(exists(vm_dir_of(state, v1)));
+    EXPECT_EQ(later.indexed_on_pf("ens1f0"), std::vector<unsigned>{2});
+}
+
+// An earlier release run again after this one indexed the store (a
+// downgrade): its records are missing from the index, the records it
+// removed leave stale entries. check says so, repair_index (gc) mends it.
+TEST(StoreIndex, WhatAnEarlierReleaseDidToAnIndexedStoreIsFoundAndRepaired) {
+    TempDir dir;
+    const auto state = dir.path();
+    ReservationStore store(state, std::chrono::seconds(1));
+    const auto kept = another("0000:3b:02.2", 2);
+    {
+        const auto lock = store.lock();
+        ASSERT_TRUE(store.create(sample()));
+        ASSERT_TRUE(store.create(kept));
+    }
+    // The earlier release: one record released (by name only), one made.
+    ASSERT_EQ(::unlink(record_of(state, sample()).c_str()), 0);
+    const auto made = another("0000:3b:02.6", 6);
+    write_text(record_of(state, made), format_record(made));
+
+    const auto found = store.check_index();
+    EXPECT_EQ(found.missing, (std::vector<std::string>{"vf-0000:3b:02.6 (pf-ens1f0/6-0000:3b:02.6)",
+                                                       "vf-0000:3b:02.6 (" + vm_index_dir(made.vm_id) + "/0000:3b:02.6)"}));
+    EXPECT_EQ(found.stale.size(), 2u);
+    EXPECT_EQ(store.records_of_vm(made.vm_id), std::vector<Reservation>{kept}) << "missed until repaired";
+    {
+        const auto lock = store.lock();
+        const auto repaired = store.repair_index();
+        EXPECT_EQ(repaired.missing, found.missing);
+        EXPECT_EQ(repaired.stale, found.stale);
+    }
+    EXPECT_TRUE(store.check_index().empty());
+    EXPECT_EQ(store.records_of_vm(made.vm_id), (std::vector<Reservation>{kept, made}));
+    EXPECT_EQ(store.indexed_on_pf("ens1f0"), (std::vector<unsigned>{2, 6}));
+}
+
+TEST(StoreIndex, AStoreOfANewerLayoutIsNotChanged) {
+    TempDir dir;
+    write_text(dir.path() + "/layout", "sriov-passthrough-store 3\n");
+    ReservationStore store(dir.path(), std::chrono::seconds(1));
+    try {
+        store.lock();
+        FAIL() << "locked a store of layout 3";
+    } catch (const Error& e) {
+        EXPECT_EQ(std::string(e.what()),
+                  "state directory " + dir.path() + " has layout version 3 (" + dir.path() +
+                      "/layout), written by a newer release; this release keeps layout 2 and does not change a store "
+                      "it does not know (remove that file to have this release index the records again)");
+    }
+    // The lock was given back.
+    ReservationStore other(dir.path(), std::chrono::milliseconds(100));
+    write_text(dir.path() + "/layout", "garbage");
+    EXPECT_NO_THROW(other.lock()) << "a damaged marker is rewritten: indexing again is always safe";
+    EXPECT_EQ(read_text(dir.path() + "/layout"), "sriov-passthrough-store 2\n");
 }
 
 TEST(Store, LockWaitIsBounded) {

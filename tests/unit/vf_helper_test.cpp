@@ -392,12 +392,12 @@ TEST_F(VfHelperHost, ReservationMustNameTheCallingVnic) {
 // A PF that answers from a table and writes down every call.
 class RecordingPort : public VfPort {
 public:
-    VfState before;
+    VfKernelState before;
     std::map<std::string, int> refuse;   // describe(setting) -> errno
     std::set<std::string> no_answer;     // describe(setting) -> throws
     std::vector<std::string> calls;
 
-    VfState state(std::uint32_t vf) override {
+    VfKernelState state(std::uint32_t vf) override {
         calls.push_back("state " + std::to_string(vf));
         auto s = before;
         s.vf = vf;
@@ -430,14 +430,14 @@ TEST(VfHelperApply, EverySettingOneMessage) {
 
 TEST(VfHelperApply, WhatThePfAlreadyHasIsNotSent) {
     RecordingPort port;
-    port.before = VfState{1, true, false, 0u, 1000u, VfLinkState::automatic};
+    port.before = VfKernelState{1, true, false, 0u, 1000u, VfLinkState::automatic};
     EXPECT_EQ(apply_settings(port, 1, kAll, allow_all(), "").status, kHelperDone);
     EXPECT_EQ(port.calls, (std::vector<std::string>{"state 1", "set 1 link_state=enable"}));
 }
 
 TEST(VfHelperApply, RefusalUndoesTheSettingsMadeToTheValuesReadBefore) {
     RecordingPort port;
-    port.before = VfState{1, false, true, 10u, 0u, VfLinkState::disable};
+    port.before = VfKernelState{1, false, true, 10u, 0u, VfLinkState::disable};
     port.refuse["max_tx_rate=1000 min_tx_rate=0"] = EINVAL;
     port.refuse["link_state=enable"] = EOPNOTSUPP;
     const auto out = apply_settings(port, 1, kAll, allow_all(), "");
@@ -463,7 +463,7 @@ TEST(VfHelperApply, UnreportedValuesAreUndoneToTheBaseline) {
 
 TEST(VfHelperApply, FailedUndoLeavesTheVfChanged) {
     RecordingPort port;
-    port.before = VfState{1, false, true, 0u, 0u, VfLinkState::automatic};
+    port.before = VfKernelState{1, false, true, 0u, 0u, VfLinkState::automatic};
     port.refuse["spoofchk=off"] = EOPNOTSUPP;
     port.refuse["trust=off"] = EIO;
     const auto out = apply_settings(port, 1, {VfSetting::trust(true), VfSetting::spoofchk(false)}, allow_all(), "");
@@ -474,7 +474,7 @@ TEST(VfHelperApply, FailedUndoLeavesTheVfChanged) {
 
 TEST(VfHelperApply, NoAnswerCountsAsMadeAndIsUndone) {
     RecordingPort port;
-    port.before = VfState{1, false, true, 0u, 0u, VfLinkState::automatic};
+    port.before = VfKernelState{1, false, true, 0u, 0u, VfLinkState::automatic};
     port.no_answer.insert("trust=on");
     const auto out = apply_settings(port, 1, {VfSetting::trust(true)}, allow_all(), "");
     EXPECT_EQ(out.status, kHelperNotApplied);
@@ -497,7 +497,7 @@ TEST(VfHelperApply, KernelTextIsShown) {
 
 TEST(VfHelperReset, AllowedSettingsBackToTheBaseline) {
     RecordingPort port;
-    port.before = VfState{2, true, false, 0u, 1000u, VfLinkState::enable};
+    port.before = VfKernelState{2, true, false, 0u, 1000u, VfLinkState::enable};
     auto policy = allow_all();
     policy.allowed.erase(Kind::link_state);
     EXPECT_EQ(reset_settings(port, 2, policy, "").status, kHelperDone);
@@ -507,7 +507,7 @@ TEST(VfHelperReset, AllowedSettingsBackToTheBaseline) {
 
 TEST(VfHelperReset, NothingToDoAtTheBaseline) {
     RecordingPort port;
-    port.before = VfState{2, false, true, 0u, 0u, VfLinkState::automatic};
+    port.before = VfKernelState{2, false, true, 0u, 0u, VfLinkState::automatic};
     EXPECT_EQ(reset_settings(port, 2, allow_all(), "").status, kHelperDone);
     EXPECT_EQ(port.calls, std::vector<std::string>{"state 2"});
 }
@@ -516,7 +516,7 @@ TEST(VfHelperReset, UnsupportedAndUnreportedWasNeverMade) {
     // A driver without trust or link state: it reports neither (the kernel's
     // all-ones for trust) and refuses both.
     RecordingPort port;
-    port.before = VfState{2, std::nullopt, true, 0u, 0u, std::nullopt};
+    port.before = VfKernelState{2, std::nullopt, true, 0u, 0u, std::nullopt};
     port.refuse["trust=off"] = EOPNOTSUPP;
     port.refuse["link_state=auto"] = EOPNOTSUPP;
     EXPECT_EQ(reset_settings(port, 2, allow_all(), "").status, kHelperDone);
@@ -524,7 +524,7 @@ TEST(VfHelperReset, UnsupportedAndUnreportedWasNeverMade) {
 
 TEST(VfHelperReset, RefusalLeavesTheVfChanged) {
     RecordingPort port;
-    port.before = VfState{2, true, false, 0u, 0u, VfLinkState::automatic};
+    port.before = VfKernelState{2, true, false, 0u, 0u, VfLinkState::automatic};
     port.refuse["trust=off"] = EOPNOTSUPP;
     port.refuse["spoofchk=on"] = EBUSY;
     const auto out = reset_settings(port, 2, allow_all(), "");
@@ -535,7 +535,7 @@ TEST(VfHelperReset, RefusalLeavesTheVfChanged) {
 
 TEST(VfHelperReset, PermissionDenied) {
     RecordingPort port;
-    port.before = VfState{2, true, true, 0u, 0u, VfLinkState::automatic};
+    port.before = VfKernelState{2, true, true, 0u, 0u, VfLinkState::automatic};
     port.refuse["trust=off"] = EPERM;
     const auto out = reset_settings(port, 2, allow_all(), "no CAP_NET_ADMIN");
     EXPECT_EQ(out.status, kHelperNoPrivilege);

@@ -276,8 +276,8 @@ TEST(VfLinkDecode, TwoVfs) {
     EXPECT_EQ(link.num_vfs, 2u);
     EXPECT_TRUE(link.problems.empty()) << link.problems.front();
     ASSERT_EQ(link.vfs.size(), 2u);
-    EXPECT_EQ(link.vfs[0], (VfState{0, true, false, 100u, 1000u, VfLinkState::enable}));
-    EXPECT_EQ(link.vfs[1], (VfState{1, false, true, 0u, 0u, VfLinkState::automatic}));
+    EXPECT_EQ(link.vfs[0], (VfKernelState{0, true, false, 100u, 1000u, VfLinkState::enable}));
+    EXPECT_EQ(link.vfs[1], (VfKernelState{1, false, true, 0u, 0u, VfLinkState::automatic}));
     ASSERT_NE(link.vf(1), nullptr);
     EXPECT_EQ(link.vf(1)->current(VfSetting::Kind::rate), VfSetting::rate(0, 0));
     EXPECT_EQ(link.vf(0)->current(VfSetting::Kind::trust), VfSetting::trust(true));
@@ -320,8 +320,8 @@ TEST(VfLinkDecode, MissingAndUnreportedSettings) {
     const auto& link = reply.link;
     EXPECT_TRUE(link.problems.empty());
     ASSERT_EQ(link.vfs.size(), 2u);
-    EXPECT_EQ(link.vfs[0], (VfState{2, std::nullopt, std::nullopt, 0u, 0u, VfLinkState::automatic}));
-    EXPECT_EQ(link.vfs[1], (VfState{3, std::nullopt, false, std::nullopt, std::nullopt, VfLinkState::disable}));
+    EXPECT_EQ(link.vfs[0], (VfKernelState{2, std::nullopt, std::nullopt, 0u, 0u, VfLinkState::automatic}));
+    EXPECT_EQ(link.vfs[1], (VfKernelState{3, std::nullopt, false, std::nullopt, std::nullopt, VfLinkState::disable}));
     EXPECT_EQ(link.vfs[0].current(VfSetting::Kind::trust), std::nullopt);
     EXPECT_EQ(link.vfs[1].current(VfSetting::Kind::rate), std::nullopt);
 }
@@ -331,7 +331,7 @@ TEST(VfLinkDecode, ShortAttributeIsAProblemNotAValue) {
     const auto reply =
         parse_link_reply(message(RTM_NEWLINK, 0, kSeq, kPort, join({ifinfo(4), attr(IFLA_VFINFO_LIST, entry)})), kSeq);
     ASSERT_EQ(reply.link.vfs.size(), 1u);
-    EXPECT_EQ(reply.link.vfs[0], (VfState{5, std::nullopt, true, std::nullopt, std::nullopt, std::nullopt}));
+    EXPECT_EQ(reply.link.vfs[0], (VfKernelState{5, std::nullopt, true, std::nullopt, std::nullopt, std::nullopt}));
     ASSERT_EQ(reply.link.problems.size(), 1u);
     EXPECT_EQ(reply.link.problems[0], "VF entry 0: IFLA_VF_TRUST has 4 bytes, needs 8");
 }
@@ -364,7 +364,7 @@ TEST(VfLinkDecode, UnknownLinkState) {
 
 // Each field a decoded VF has must be the field of the whole answer: a cut
 // never invents a value.
-void expect_subset(const VfState& part, const VfState& whole) {
+void expect_subset(const VfKernelState& part, const VfKernelState& whole) {
     EXPECT_EQ(part.vf, whole.vf);
     if (part.trust) {
         EXPECT_EQ(part.trust, whole.trust);
