@@ -449,10 +449,8 @@ Reservation reservation_of(const Host& host, const VnicRequest& req, const VfInf
     r.mac = req.mac;
     r.network = req.network;
     r.vlan = req.vlan;
-    r.boot_id = host.boot_id;
-    r.created = host.now();
-    r.origin = req.origin;
     r.vf_settings = req.vf_settings;
+    stamp_new_record(host, r, req.origin);
     return r;
 }
 
@@ -490,6 +488,12 @@ std::vector<Grant> grant_all(Attempt& a, const std::vector<VnicRequest>& request
 }
 
 }  // namespace
+
+void stamp_new_record(const Host& host, Reservation& r, std::string_view origin) {
+    r.boot_id = host.boot_id;
+    r.created = host.now();
+    r.origin = std::string(origin);
+}
 
 std::vector<Grant> Allocator::reserve(const std::vector<VnicRequest>& requests) {
     std::set<std::string> starting;
@@ -533,6 +537,14 @@ bool Allocator::release_vf(const PciAddress& pci) {
     const auto lock = store.lock();
     if (const auto e = store.read(pci); e && e->record) return retire_record(store, *e->record, host_.boot_id).has_value();
     return store.remove(pci);
+}
+
+std::vector<Reservation> Allocator::held_by(const std::string& vm_id) {
+    auto& store = host_.store();
+    const auto lock = store.lock();
+    auto records = store.records_of_vm(vm_id);
+    std::erase_if(records, [](const Reservation& r) { return awaits_reset(r); });
+    return records;
 }
 
 std::optional<Reservation> Allocator::adopt(const Reservation& r) {

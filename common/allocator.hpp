@@ -53,6 +53,10 @@ struct GcReport {
     IndexReport index;                                            // index entries added and removed
 };
 
+// Fills what every new record says of its making: this boot, now, and the
+// hook point (or command) that made it. The one place these are set.
+void stamp_new_record(const Host& host, Reservation& r, std::string_view origin);
+
 class Allocator {
 public:
     explicit Allocator(Host& host) : host_(host) {}
@@ -88,6 +92,10 @@ public:
     // Gives back one VF whatever holds it, even a damaged record. True if
     // there was a record.
     bool release_vf(const PciAddress& pci);
+
+    // What vm_id holds, read under the lock; records given back and waiting
+    // for their VF's reset are not the VM's any more.
+    std::vector<Reservation> held_by(const std::string& vm_id);
 
     // Records a reservation as it is (a VM that arrived by migration holds
     // its VF already). Returns the existing holder's record instead when the

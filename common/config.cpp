@@ -202,7 +202,8 @@ Config parse_config(std::string_view text, const std::string& name) {
         }
         for (const auto& [network, pool] : config.networks) {
             if (pool.pfs.empty()) fail("[network.", network, "] has no 'pfs' list");
-            with_context(cat("[network.", network, "]"), [&] { effective_vf_settings({}, pool.vf); });
+            const auto& defaults = pool.vf;  // a structured binding: clang 14 cannot capture it
+            with_context(cat("[network.", network, "]"), [&] { effective_vf_settings({}, defaults); });
         }
         return config;
     });

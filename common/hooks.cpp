@@ -460,7 +460,7 @@ HookOutcome before_migrate_source(Host& host, pugi::xml_document& doc, const Hoo
     if (have_live && live.empty()) return {};  // no host device: nothing of ours can stop libvirt
     HookOutcome outcome;
     std::vector<std::string> held;
-    for (const auto& r : host.store().records_of_vm(vm_id)) {
+    for (const auto& r : Allocator(host).held_by(vm_id)) {
         if (have_live) {
             const auto it = live.find(r.pci);
             if (it == live.end()) continue;  // reserved, but not in the running VM
@@ -505,9 +505,7 @@ Reservation arriving_reservation(Host& host, const Vnic& v, const PciAddress& pc
         if (const auto n = parse_decimal(tag.attribute("id").as_string()); n && *n >= 1 && *n <= 4094)
             r.vlan = static_cast<unsigned>(*n);
     }
-    r.boot_id = host.boot_id;
-    r.created = host.now();
-    r.origin = std::string(hook_point_name(hp));
+    stamp_new_record(host, r, hook_point_name(hp));
     locate_vf(host, r);
     return r;
 }

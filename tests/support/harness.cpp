@@ -268,4 +268,19 @@ std::string libvirt_rejects(const std::string& domain_xml) {
     return qemu_driver_rejects(adapted, name);
 }
 
+Reservation sample_reservation() {
+    Reservation r;
+    r.pci = *PciAddress::parse("0000:3b:02.1");
+    r.pf = "ens1f0";
+    r.vf_index = 1;
+    r.vm_id = kVmId;
+    r.mac = "00:1a:4a:16:01:51";
+    r.network = "sriovnet";
+    r.vlan = 100;
+    r.boot_id = "06903289-b3ab-4a3c-810c-fab67696ebbb";
+    r.created = 1763890000;
+    r.origin = "before_vm_start";
+    return r;
+}
+
 }  // namespace sriovpt::test

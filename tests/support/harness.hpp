@@ -108,6 +108,10 @@ namespace sriovpt::test {
 
 inline constexpr const char* kVmId = "9c1f3d7e-2b44-4a51-8e0c-5d6a7b8c9d01";
 
+// A reservation of VF 1 of ens1f0 (0000:3b:02.1) for a vNIC of kVmId, every
+// field set: what the store and record tests write and read back.
+Reservation sample_reservation();
+
 // One vNIC of a generated domain, as the engine would send it.
 struct TestVnic {
     std::string mac;

@@ -30,20 +30,7 @@ std::string problem_of(const std::function<void()>& f) {
     }
 }
 
-Reservation sample() {
-    Reservation r;
-    r.pci = *PciAddress::parse("0000:3b:02.1");
-    r.pf = "ens1f0";
-    r.vf_index = 1;
-    r.vm_id = test::kVmId;
-    r.mac = "00:1a:4a:16:01:51";
-    r.network = "sriovnet";
-    r.vlan = 100;
-    r.boot_id = "06903289-b3ab-4a3c-810c-fab67696ebbb";
-    r.created = 1763890000;
-    r.origin = "before_vm_start";
-    return r;
-}
+Reservation sample() { return test::sample_reservation(); }
 
 VfSettings all_settings() {
     VfSettings s;
