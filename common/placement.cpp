@@ -1,14 +1,6 @@
 #include "placement.hpp"
 
-#include <fcntl.h>
-#include <linux/openat2.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-
 #include <map>
 
 #include "error.hpp"
@@ -95,14 +87,13 @@ namespace {
 // The nodes of the host CPUs in `cpus`, from node<N>/cpulist. Read only when
 // a VM is pinned by CPU and not by <numatune>.
 std::set<int> nodes_of_cpus(const std::set<int>& cpus, const Sysfs& sysfs) {
-    ConfinedReader reader(sysfs);
     std::set<int> nodes;
     constexpr std::string_view kNodeDir = "devices/system/node";
     for (const auto& name : sysfs.list(kNodeDir)) {
         if (name.rfind("node", 0) != 0) continue;
         const auto node = parse_decimal(std::string_view(name).substr(4));
         if (!node || *node > kMaxSetNumber) continue;
-        const auto list = reader.read(cat(kNodeDir, "/", name, "/cpulist"));
+        const auto list = sysfs.read(cat(kNodeDir, "/", name, "/cpulist"));
         if (!list || trim(*list).empty()) continue;  // a node without CPUs (memory only)
         std::set<int> on_node;
         try {
@@ -177,92 +168,14 @@ int node_of(const std::optional<std::string>& text) {
 
 }  // namespace
 
-ConfinedReader::ConfinedReader(const Sysfs& sysfs, bool openat2) : sysfs_(sysfs), use_openat2_(openat2) {
-    root_fd_ = ::open(sysfs.root().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-}
-
-ConfinedReader::~ConfinedReader() {
-    if (root_fd_ >= 0) ::close(root_fd_);
-}
-
-std::optional<std::string> ConfinedReader::read(const std::string& rel) {
-    if (root_fd_ >= 0 && use_openat2_) {
-        open_how how{};
-        how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
-        how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-        const int fd = static_cast<int>(::syscall(SYS_openat2, root_fd_, rel.c_str(), &how, sizeof how));
-        if (fd >= 0) return read_regular(fd);
-        if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;  // as Sysfs::read would find
-        // ENOSYS before Linux 5.6 (RHEL 8's 4.18), or a seccomp filter.
-        if (errno == ENOSYS || errno == EPERM || errno == EINVAL || errno == E2BIG) use_openat2_ = false;
-    }
-    if (root_fd_ >= 0 && !use_openat2_) {
-        if (!root_known_) {
-            root_known_ = true;
-            root_path_ = path_of_fd(root_fd_);
-        }
-        if (!root_path_.empty()) {
-            if (auto text = read_inside(rel)) return text;
-        }
-    }
-    return sysfs_.read(rel);
-}
-
-// The path the kernel gives an open descriptor, through /proc; "" if none.
-std::string ConfinedReader::path_of_fd(int fd) {
-    char buf[4096];
-    const auto n = ::readlink(cat("/proc/self/fd/", fd).c_str(), buf, sizeof buf);
-    return n > 0 && n < static_cast<ssize_t>(sizeof buf) ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
-
-// The contents of the regular file open at `fd` (at most 64 KiB, trimmed),
-// which it closes; nullopt for anything else.
-std::optional<std::string> ConfinedReader::read_regular(int fd) {
-    std::optional<std::string> out;
-    struct stat st{};
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-        std::string text;
-        char buf[512];
-        ssize_t n;
-        while ((n = ::read(fd, buf, sizeof buf)) > 0 && text.size() < 65536) {
-            text.append(buf, static_cast<size_t>(n));
-            if (static_cast<size_t>(n) < sizeof buf) break;  // a short read of a regular file: its end
-        }
-        if (n >= 0) out = std::string(trim(text));
-    }
-    ::close(fd);
-    return out;
-}
-
-// Without openat2: the kernel follows the links of an O_PATH open (which
-// opens nothing for reading: a device file's open can have effects), and
-// the file is read only when /proc names it inside the root. Links that
-// leave the root, absolute ones included, get nullopt here and Sysfs::read's
-// answer from the caller.
-std::optional<std::string> ConfinedReader::read_inside(const std::string& rel) {
-    const int path_fd = ::open((sysfs_.root() + "/" + rel).c_str(), O_PATH | O_CLOEXEC);
-    if (path_fd < 0) return std::nullopt;
-    const auto real = path_of_fd(path_fd);
-    const std::string prefix = root_path_ == "/" ? std::string("/") : root_path_ + "/";
-    std::optional<std::string> out;
-    if (real.size() > prefix.size() && real.compare(0, prefix.size(), prefix) == 0) {
-        const int fd = ::open(cat("/proc/self/fd/", path_fd).c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-        if (fd >= 0) out = read_regular(fd);
-    }
-    ::close(path_fd);
-    return out;
-}
-
-
 int pf_numa_node(const Sysfs& sysfs, const std::string& pf) {
     if (bad_pf_name(pf)) return -1;
     return node_of(sysfs.read(numa_node_path(pf)));
 }
 
 std::vector<int> pf_numa_nodes(const Sysfs& sysfs, const std::vector<std::string>& pfs) {
-    ConfinedReader reader(sysfs);
     std::vector<int> nodes;
-    for (const auto& pf : pfs) nodes.push_back(bad_pf_name(pf) ? -1 : node_of(reader.read(numa_node_path(pf))));
+    for (const auto& pf : pfs) nodes.push_back(pf_numa_node(sysfs, pf));
     return nodes;
 }
 

@@ -53,39 +53,8 @@ VmPlacement vm_placement(pugi::xml_node domain, const Sysfs& sysfs);
 // unknown, missing or not a number.
 int pf_numa_node(const Sysfs& sysfs, const std::string& pf);
 
-// pf_numa_node for each of `pfs`, in order, read with a ConfinedReader.
+// pf_numa_node for each of `pfs`, in order.
 std::vector<int> pf_numa_nodes(const Sysfs& sysfs, const std::vector<std::string>& pfs);
-
-// Reads small files under a Sysfs root as Sysfs::read does (links resolved
-// inside the root, only regular files, never blocking), with fewer system
-// calls: Sysfs::read resolves link by link, one lstat per path component,
-// and a hook reads the node of every PF of a pool. With openat2 and
-// RESOLVE_IN_ROOT (Linux 5.6) the kernel resolves the path confined to the
-// root, with the same rules, in one call. Without it (RHEL 8's 4.18) the
-// kernel follows the links of an O_PATH open, and the file is read only when
-// /proc names it inside the root. Any other outcome falls back to
-// Sysfs::read, so the answer is the same.
-class ConfinedReader {
-public:
-    // `openat2` false takes the path of kernels without it (for tests).
-    explicit ConfinedReader(const Sysfs& sysfs, bool openat2 = true);
-    ~ConfinedReader();
-    ConfinedReader(const ConfinedReader&) = delete;
-    ConfinedReader& operator=(const ConfinedReader&) = delete;
-
-    std::optional<std::string> read(const std::string& rel);
-
-private:
-    static std::string path_of_fd(int fd);
-    static std::optional<std::string> read_regular(int fd);
-    std::optional<std::string> read_inside(const std::string& rel);
-
-    const Sysfs& sysfs_;
-    int root_fd_ = -1;
-    bool use_openat2_ = true;
-    bool root_known_ = false;
-    std::string root_path_;   // the root as /proc names it, "" when it cannot
-};
 
 // How a PF ranks under a policy: kNumaLocal before kNumaOther; kNumaExcluded
 // PFs are not used at all.

@@ -128,14 +128,6 @@ TEST(Placement, PfNodesReadTheFastWayAgreeAndStayInsideTheRoot) {
     const auto nodes = pf_numa_nodes(sysfs, pfs);
     EXPECT_EQ(nodes, (std::vector<int>{1, -1, -1, -1, 1, -1, -1, -1}));
     for (size_t i = 0; i < pfs.size(); ++i) EXPECT_EQ(nodes[i], pf_numa_node(sysfs, pfs[i])) << pfs[i];
-    // The same without openat2, as on RHEL 8's kernel.
-    ConfinedReader old_kernel(sysfs, false);
-    for (const auto& pf : pfs) {
-        if (pf.empty() || pf.find('/') != std::string::npos) continue;
-        const auto rel = "class/net/" + pf + "/device/numa_node";
-        EXPECT_EQ(old_kernel.read(rel), sysfs.read(rel)) << pf;
-        EXPECT_EQ(ConfinedReader(sysfs).read(rel), sysfs.read(rel)) << pf;
-    }
     // The same through a root given with a trailing slash.
     EXPECT_EQ(pf_numa_nodes(Sysfs(dir.path() + "/sys/"), {"ens1f0"}), std::vector<int>{1});
 }
