@@ -75,7 +75,7 @@ std::string basename_of(std::string_view path) {
 
 namespace {
 
-std::optional<std::string> read_fd(int fd);
+std::optional<std::string> read_attribute(int fd);
 std::vector<std::string> list_fd(int fd);
 
 // Where /proc/self/fd/<fd> points: the file's path as the kernel names it.
@@ -186,7 +186,7 @@ std::optional<std::string> Sysfs::read_at(const Dir& dir, std::string_view rel) 
     const int fd = open_beneath(dir, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY);
     if (fd == -1) return std::nullopt;
     if (fd == -2) return read(dir.path + "/" + std::string(rel));
-    return read_fd(fd);
+    return read_attribute(fd);
 }
 
 std::vector<std::string> Sysfs::list_at(const Dir& dir, std::string_view rel) const {
@@ -248,13 +248,14 @@ std::optional<std::string> Sysfs::read(std::string_view rel) const {
         fd = ::open(absolute(*resolved).c_str(), kFlags | O_NOFOLLOW);
     }
     if (fd < 0) return std::nullopt;
-    return read_fd(fd);
+    return read_attribute(fd);
 }
 
 namespace {
-// The content of the file open at `fd`, trimmed, when it is a regular file;
-// closes `fd`.
-std::optional<std::string> read_fd(int fd) {
+// The content of the sysfs attribute open at `fd`, trimmed, when it is a
+// regular file; closes `fd`. (common/fd_io reads other files; this one
+// skips the read that meets the end when the size is known.)
+std::optional<std::string> read_attribute(int fd) {
     struct stat st{};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
