@@ -279,7 +279,7 @@ private:
                 ++tally.held;
                 continue;
             }
-            auto vf = host_.inventory().vf(*pf, i);
+            auto vf = host_.inventory().vf(*pf, i, Inventory::Detail::usage);
             if (!vf) {
                 ++tally.absent;
                 continue;
@@ -299,7 +299,7 @@ private:
     // change under a hook, and each read resolves several symlinks).
     const std::optional<PfInfo>& pf_info(const std::string& name) {
         auto it = pfs_.find(name);
-        if (it == pfs_.end()) it = pfs_.emplace(name, host_.inventory().pf(name)).first;
+        if (it == pfs_.end()) it = pfs_.emplace(name, host_.inventory().pf(name, Inventory::Detail::usage)).first;
         return it->second;
     }
 

@@ -198,10 +198,41 @@ std::vector<std::string> Sysfs::list_at(const Dir& dir, std::string_view rel) co
 
 std::optional<std::string> Sysfs::link_basename_at(const Dir& dir, std::string_view rel) const {
     if (dir.fd < 0 || rel.find('/') != std::string_view::npos) return link_basename(dir.path + "/" + std::string(rel));
+    const auto target = link_target_at(dir, rel);
+    if (!target) return std::nullopt;
+    return basename_of(*target);
+}
+
+std::optional<std::string> Sysfs::link_target_at(const Dir& dir, std::string_view name) const {
+    if (dir.fd < 0 || name.find('/') != std::string_view::npos) return read_link(absolute(dir.path + "/" + std::string(name)));
     char buf[4096];
-    const ssize_t n = ::readlinkat(dir.fd, std::string(rel).c_str(), buf, sizeof buf);
+    const ssize_t n = ::readlinkat(dir.fd, std::string(name).c_str(), buf, sizeof buf);
     if (n < 0 || n == static_cast<ssize_t>(sizeof buf)) return std::nullopt;
-    return basename_of(std::string_view(buf, static_cast<size_t>(n)));
+    return std::string(buf, static_cast<size_t>(n));
+}
+
+std::optional<Sysfs::Dir> Sysfs::open_link_at(const Dir& dir, std::string_view name) const {
+    const auto whole = [&] { return open_dir(dir.path + "/" + std::string(name)); };
+    if (dir.fd < 0 || root_fd_ < 0 || name.find('/') != std::string_view::npos) return whole();
+    const auto target = link_target_at(dir, name);
+    if (!target) return errno == ENOENT ? std::nullopt : whole();
+    // "../X": dir.path has no symlink, ".." or "." in it (it is resolved),
+    // so its parent is what the path says, and X is the rest when it is no
+    // symlink either, which RESOLVE_NO_SYMLINKS makes the kernel check.
+    const std::string_view t(*target);
+    const auto sibling = t.substr(std::min<size_t>(3, t.size()));
+    if (t.substr(0, 3) != "../" || sibling.empty() || sibling == "." || sibling == ".." ||
+        sibling.find('/') != std::string_view::npos)
+        return whole();
+    const auto slash = dir.path.rfind('/');
+    std::string path = slash == std::string::npos ? std::string() : dir.path.substr(0, slash + 1);
+    path += sibling;
+    open_how how{};
+    how.flags = static_cast<__u64>(O_PATH | O_CLOEXEC);
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    const long fd = ::syscall(SYS_openat2, root_fd_, path.c_str(), &how, sizeof how);
+    if (fd >= 0) return Dir(std::move(path), static_cast<int>(fd));
+    return whole();  // a symlink on the way (ELOOP), a dangling link (ENOENT): the general rules say
 }
 
 std::optional<std::string> Sysfs::resolve_by_component(std::string_view rel) const {
@@ -252,27 +283,35 @@ std::optional<std::string> Sysfs::read(std::string_view rel) const {
 }
 
 namespace {
-// The content of the sysfs attribute open at `fd`, trimmed, when it is a
-// regular file; closes `fd`. (common/fd_io reads other files; this one
-// skips the read that meets the end when the size is known.)
+// The content of the attribute open (O_NONBLOCK) at `fd`, trimmed; closes
+// `fd`. A scan reads thousands, so each costs one read: sysfs hands over an
+// attribute's value (at most a page) in one read, and a regular file gives
+// what it has, so a read that does not fill the buffer met the end. The
+// type is asked only of a file that reads as empty: a directory fails the
+// read (EISDIR), and a FIFO, opened without blocking, reads as empty, which
+// is not its content. (common/fd_io reads other files.)
 std::optional<std::string> read_attribute(int fd) {
-    struct stat st{};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        return std::nullopt;
-    }
+    constexpr size_t kMaxAttributeBytes = 65536;
     std::string out;
-    char buf[512];
-    ssize_t n;
-    while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+    char buf[4096];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            ::close(fd);
+            return std::nullopt;
+        }
+        if (n == 0 && out.empty()) {
+            struct stat st{};
+            if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+                ::close(fd);
+                return std::nullopt;
+            }
+        }
         out.append(buf, static_cast<size_t>(n));
-        if (out.size() >= 65536) break;
-        // All of a file whose size is known (not sysfs's, which says 4096
-        // whatever the value): no read to meet its end.
-        if (static_cast<off_t>(out.size()) == st.st_size && st.st_size != 4096) break;
+        if (n < static_cast<ssize_t>(sizeof buf) || out.size() >= kMaxAttributeBytes) break;
     }
     ::close(fd);
-    if (n < 0) return std::nullopt;
     return std::string(trim(out));
 }
 }  // namespace
@@ -320,7 +359,7 @@ bool is_assignment_driver(std::string_view driver) {
     return driver == "vfio-pci" || driver == "pci-stub";
 }
 
-std::optional<PfInfo> Inventory::pf(const std::string& name) const {
+std::optional<PfInfo> Inventory::pf(const std::string& name, Detail detail) const {
     // `name` was validated as an interface name by the caller's parser, but a
     // slash here would let a path escape class/net: refuse it outright.
     if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") return std::nullopt;
@@ -328,13 +367,14 @@ std::optional<PfInfo> Inventory::pf(const std::string& name) const {
     // a network driver, thousands) only PFs have it, and one read says so.
     const auto total = sysfs_.read("class/net/" + name + "/device/sriov_totalvfs");
     if (!total) return std::nullopt;
-    const auto dir = sysfs_.resolve("class/net/" + name + "/device");
+    auto dir = sysfs_.open_dir("class/net/" + name + "/device");
     if (!dir) return std::nullopt;
     PfInfo info;
     info.name = name;
-    info.device_dir = *dir;
-    info.pci = PciAddress::parse(basename_of(*dir));
-    info.operstate = sysfs_.read("class/net/" + name + "/operstate").value_or("unknown");
+    info.device_dir = dir->path;
+    info.pci = PciAddress::parse(basename_of(dir->path));
+    info.dir = std::make_shared<const Sysfs::Dir>(std::move(*dir));
+    if (detail == Detail::full) info.operstate = sysfs_.read("class/net/" + name + "/operstate").value_or("unknown");
     // The kernel writes both as unsigned decimals; anything else (a "-1"
     // that would make billions of VF indexes, a word that would read as 0)
     // makes the PF unusable, said with the value, rather than guessed at.
@@ -344,7 +384,7 @@ std::optional<PfInfo> Inventory::pf(const std::string& name) const {
         return info;
     }
     info.total_vfs = *total_vfs;
-    const auto num = sysfs_.read(*dir + "/sriov_numvfs");
+    const auto num = sysfs_.read_at(*info.dir, "sriov_numvfs");
     if (!num) {
         info.problem = "sriov_numvfs cannot be read";
         return info;
@@ -360,14 +400,15 @@ std::optional<PfInfo> Inventory::pf(const std::string& name) const {
 }
 
 std::optional<PciAddress> Inventory::vf_address(const PfInfo& pf, unsigned index) const {
-    const auto name = sysfs_.link_basename(pf.device_dir + "/virtfn" + std::to_string(index));
+    const auto link = cat("virtfn", index);
+    const auto name = pf.dir ? sysfs_.link_basename_at(*pf.dir, link) : sysfs_.link_basename(pf.device_dir + "/" + link);
     if (!name) return std::nullopt;
     return PciAddress::parse(*name);
 }
 
-std::optional<VfInfo> Inventory::vf(const PfInfo& pf, unsigned index) const {
-    const auto link = pf.device_dir + "/virtfn" + std::to_string(index);
-    const auto dir = sysfs_.open_dir(link);
+std::optional<VfInfo> Inventory::vf(const PfInfo& pf, unsigned index, Detail detail) const {
+    const auto link = cat("virtfn", index);
+    const auto dir = pf.dir ? sysfs_.open_link_at(*pf.dir, link) : sysfs_.open_dir(pf.device_dir + "/" + link);
     if (!dir) return std::nullopt;
     const auto pci = PciAddress::parse(basename_of(dir->path));
     if (!pci) return std::nullopt;
@@ -377,11 +418,15 @@ std::optional<VfInfo> Inventory::vf(const PfInfo& pf, unsigned index) const {
     vf.index = index;
     vf.device_dir = dir->path;
     vf.driver = sysfs_.link_basename_at(*dir, "driver").value_or("");
-    const auto netdevs = sysfs_.list_at(*dir, "net");
-    if (!netdevs.empty()) {
-        vf.netdev = netdevs.front();
-        vf.netdev_state = sysfs_.read_at(*dir, "net/" + vf.netdev + "/operstate").value_or("unknown");
+    // A VF given to a guest's driver has no net device: nothing more for a choice.
+    if (detail == Detail::full || !is_assignment_driver(vf.driver)) {
+        const auto netdevs = sysfs_.list_at(*dir, "net");
+        if (!netdevs.empty()) {
+            vf.netdev = netdevs.front();
+            vf.netdev_state = sysfs_.read_at(*dir, "net/" + vf.netdev + "/operstate").value_or("unknown");
+        }
     }
+    if (detail == Detail::usage) return vf;
     vf.numa_node = parse_int(sysfs_.read_at(*dir, "numa_node").value_or("-1")).value_or(-1);
     if (const auto group = sysfs_.link_basename_at(*dir, "iommu_group")) {
         if (const auto n = parse_int(*group); n && *n >= 0) vf.iommu_group = static_cast<unsigned>(*n);

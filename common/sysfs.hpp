@@ -6,6 +6,7 @@
 // behaves like /sys and no path can climb out of the root.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,8 +38,9 @@ public:
     // component does not exist or the links loop.
     std::optional<std::string> resolve(std::string_view rel) const;
 
-    // Contents of a regular file (at most 64 KiB), trimmed; nullopt if it
-    // cannot be read or is not a regular file (never opened blocking).
+    // Contents of a file (at most 64 KiB), trimmed; nullopt if it cannot be
+    // opened or read (a directory), or reads as empty and is no regular file
+    // (a FIFO: never opened blocking).
     std::optional<std::string> read(std::string_view rel) const;
 
     // Last component of a symlink's target ("driver" -> "iavf"); nullopt if
@@ -69,6 +71,15 @@ public:
     std::optional<std::string> read_at(const Dir& dir, std::string_view rel) const;
     std::vector<std::string> list_at(const Dir& dir, std::string_view rel) const;
     std::optional<std::string> link_basename_at(const Dir& dir, std::string_view rel) const;
+    // The target of the symlink `name` (one component) in `dir`, as written.
+    std::optional<std::string> link_target_at(const Dir& dir, std::string_view name) const;
+
+    // The directory the symlink `name` in `dir` leads to, held open, as
+    // open_dir(dir.path + "/" + name) would give it. The kernel's virtfnN
+    // links read "../<VF address>": the VF's directory is then the
+    // sibling's, opened in one call with no symlink on the way, and no
+    // question to /proc for its name.
+    std::optional<Dir> open_link_at(const Dir& dir, std::string_view name) const;
 
 private:
     std::string absolute(std::string_view rel) const;
@@ -109,10 +120,11 @@ inline constexpr unsigned kMaxVfsPerPf = 65535;
 struct PfInfo {
     std::string name;
     std::string device_dir;       // relative to the sysfs root, resolved
+    std::shared_ptr<const Sysfs::Dir> dir;  // device_dir held open, when the kernel resolves
     std::optional<PciAddress> pci;
     unsigned total_vfs = 0;
     unsigned num_vfs = 0;
-    std::string operstate;
+    std::string operstate;        // empty unless read (Inventory::Detail::full)
     // Why the PF cannot be used, naming the file and its value, when
     // sriov_totalvfs or sriov_numvfs is not a number in range (then
     // num_vfs is 0); empty otherwise.
@@ -128,15 +140,21 @@ class Inventory {
 public:
     explicit Inventory(const Sysfs& sysfs) : sysfs_(sysfs) {}
 
+    // How much a query reads. `usage`: what choosing a VF needs (a PF's VF
+    // counts; a VF's driver, net device and its state), for the hooks;
+    // `full`: also what status and check show (the PF's link state, a VF's
+    // NUMA node and IOMMU group).
+    enum class Detail { usage, full };
+
     // The PF behind class/net/<name>; nullopt if there is no such net device
     // or it is not an SR-IOV PF (no sriov_totalvfs).
-    std::optional<PfInfo> pf(const std::string& name) const;
+    std::optional<PfInfo> pf(const std::string& name, Detail detail = Detail::full) const;
 
     // PCI address of the PF's VF number `index` (virtfn<index>), nullopt if absent.
     std::optional<PciAddress> vf_address(const PfInfo& pf, unsigned index) const;
 
-    // Everything about VF `index` of `pf`; nullopt if absent.
-    std::optional<VfInfo> vf(const PfInfo& pf, unsigned index) const;
+    // VF `index` of `pf`, as much as `detail` says; nullopt if absent.
+    std::optional<VfInfo> vf(const PfInfo& pf, unsigned index, Detail detail = Detail::full) const;
 
     // Every SR-IOV PF of the host, sorted by name.
     std::vector<PfInfo> all_pfs() const;
