@@ -229,7 +229,7 @@ Config load_config(const std::string& path) {
     struct stat st{};
     const int stat_error = ::fstat(fd, &st) == 0 ? 0 : errno;
     ReadResult r;
-    if (!stat_error && S_ISREG(st.st_mode)) r = read_fd(fd, kMaxConfigBytes);
+    if (!stat_error && S_ISREG(st.st_mode)) r = read_fd(fd, kMaxConfigBytes, &st);
     ::close(fd);
     if (stat_error) fail("configuration ", path, ": cannot be read: ", std::strerror(stat_error));
     if (S_ISDIR(st.st_mode)) fail("configuration ", path, ": cannot be read: ", std::strerror(EISDIR));

@@ -6,7 +6,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
+#include <utility>
 
 #include "fd_io.hpp"
 
@@ -19,6 +21,12 @@ bool asks_for_passthrough_value(const char* value) noexcept {
 bool names_our_properties(std::string_view xml) noexcept {
     return xml.find(kPropPassthrough) != std::string_view::npos || xml.find(kPropFailover) != std::string_view::npos;
 }
+
+namespace {
+// What plainly_not_ours() read of a file it could not wave through: a
+// pointer, set before any C++ static initialisation, that none undoes.
+EarlyDomainXml* early_xml = nullptr;
+}  // namespace
 
 bool plainly_not_ours(HookPoint hp) noexcept {
     if (!is_before_hook(hp)) return false;
@@ -34,13 +42,21 @@ bool plainly_not_ours(HookPoint hp) noexcept {
     struct stat st{};
     if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
         try {
-            const auto r = read_fd(fd, static_cast<size_t>(st.st_size));
+            auto r = read_fd(fd, static_cast<size_t>(st.st_size), &st);
             not_ours = !r.error && !r.too_long && !names_our_properties(r.text);
+            if (!not_ours && !r.error && !r.too_long)
+                early_xml = new EarlyDomainXml{path, std::move(r.text), st.st_mode};
         } catch (const std::bad_alloc&) {
         }
     }
     ::close(fd);
     return not_ours;
+}
+
+std::optional<EarlyDomainXml> take_early_domain_xml(const std::string& path) {
+    std::unique_ptr<EarlyDomainXml> early(std::exchange(early_xml, nullptr));
+    if (!early || early->path != path) return std::nullopt;
+    return std::move(*early);
 }
 
 }  // namespace sriovpt

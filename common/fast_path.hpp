@@ -9,6 +9,10 @@
 // system calls and the C library, and never throw.
 #pragma once
 
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "hooks.hpp"
@@ -33,5 +37,16 @@ bool names_our_properties(std::string_view xml) noexcept;
 // hook points, which may still find a VF of the VM to give back: the hook
 // then runs in full.
 bool plainly_not_ours(HookPoint hp) noexcept;
+
+// The domain XML file as plainly_not_ours() read it when it did not wave the
+// call through, so that a hook reads VDSM's file once.
+struct EarlyDomainXml {
+    std::string path;
+    std::string text;
+    mode_t mode = 0;  // the file's (a regular file), kept by a rewrite
+};
+
+// What plainly_not_ours() read, if it read `path`; once (the text moves out).
+std::optional<EarlyDomainXml> take_early_domain_xml(const std::string& path);
 
 }  // namespace sriovpt

@@ -8,24 +8,42 @@
 
 namespace sriovpt {
 
-ReadResult read_fd(int fd, std::size_t limit) {
+ReadResult read_fd(int fd, std::size_t limit, const struct stat* known) {
     ReadResult out;
-    // One allocation of the right size for a regular file: growing by
-    // doubling would, for a large file, hold up to twice its size.
-    if (struct stat st{}; ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
-        out.text.reserve(std::min(static_cast<std::size_t>(st.st_size), limit));
-    char buf[65536];
+    struct stat st{};
+    if (!known && ::fstat(fd, &st) == 0) known = &st;
+    // A regular file's size says how much to read: all of it in one read,
+    // straight into the string, and no read to meet the end. (A file that
+    // grows meanwhile is read as it was when asked.)
+    if (known && S_ISREG(known->st_mode) && known->st_size > 0 && static_cast<std::size_t>(known->st_size) <= limit) {
+        const auto size = static_cast<std::size_t>(known->st_size);
+        out.text.resize(size);
+        std::size_t got = 0;
+        while (got < size) {
+            const ssize_t n = ::read(fd, out.text.data() + got, size - got);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) out.error = errno;
+            if (n <= 0) break;
+            got += static_cast<std::size_t>(n);
+        }
+        out.text.resize(got);
+        return out;
+    }
+    // The size is unknown (/proc says 0) or over the limit: to the end, or to
+    // one byte past the limit, which tells a file of exactly `limit` bytes
+    // from a longer one.
     for (;;) {
-        // One byte past the limit tells a file of exactly `limit` bytes from a longer one.
-        const std::size_t want = std::min(sizeof buf, limit + 1 - out.text.size());
-        const ssize_t n = ::read(fd, buf, want);
+        const std::size_t had = out.text.size();
+        const std::size_t want = std::min<std::size_t>(65536, limit + 1 - had);
+        out.text.resize(had + want);
+        const ssize_t n = ::read(fd, out.text.data() + had, want);
+        out.text.resize(had + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
             out.error = errno;
             return out;
         }
         if (n == 0) return out;
-        out.text.append(buf, static_cast<std::size_t>(n));
         if (out.text.size() > limit) {
             out.text.resize(limit);
             out.too_long = true;

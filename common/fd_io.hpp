@@ -3,6 +3,8 @@
 // continued), in one place.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -18,9 +20,10 @@ struct ReadResult {
     bool too_long = false;   // the file has more than `limit` bytes; `text` holds the first `limit`
 };
 
-// Reads `fd` to its end, at most `limit` bytes. The caller decides what a
-// non-regular file may be (a FIFO must not be read at all: it may block).
-ReadResult read_fd(int fd, std::size_t limit);
+// Reads `fd` to its end, at most `limit` bytes; `known` is the caller's
+// fstat of it, when it has one. The caller decides what a non-regular file
+// may be (a FIFO must not be read at all: it may block).
+ReadResult read_fd(int fd, std::size_t limit, const struct stat* known = nullptr);
 
 // Writes all of `data` to `fd`. Returns 0, or the errno of the failure (EIO
 // when the file takes no more bytes without saying why).

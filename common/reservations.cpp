@@ -114,7 +114,7 @@ RecordFile read_record_file(int dir_fd, const std::string& name) {
         return out;
     }
     out.ino = st.st_ino;
-    auto r = read_fd(fd, kMaxRecordBytes);
+    auto r = read_fd(fd, kMaxRecordBytes, &st);
     ::close(fd);
     if (r.error) {
         errno = r.error;
@@ -405,12 +405,17 @@ std::string ReservationStore::file_name(const PciAddress& pci) {
 }
 
 ReservationStore::ReservationStore(std::string state_dir, std::chrono::milliseconds lock_timeout)
-    : dir_(std::move(state_dir)), lock_timeout_(lock_timeout) {
-    const bool made = ::mkdir(dir_.c_str(), kDirMode) == 0;
-    if (!made && errno != EEXIST) fail("state directory ", dir_, " cannot be created: ", errno_text());
+    : dir_(std::move(state_dir)), lock_timeout_(lock_timeout), euid_(::geteuid()) {
     // O_NOFOLLOW: a state_dir that is a symlink is refused, so records can
     // only ever be created where the configuration says.
-    dir_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    constexpr int kDirFlags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW;
+    dir_fd_ = ::open(dir_.c_str(), kDirFlags);
+    bool made = false;
+    if (dir_fd_ < 0 && errno == ENOENT) {
+        made = ::mkdir(dir_.c_str(), kDirMode) == 0;
+        if (!made && errno != EEXIST) fail("state directory ", dir_, " cannot be created: ", errno_text());
+        dir_fd_ = ::open(dir_.c_str(), kDirFlags);
+    }
     if (dir_fd_ < 0) fail("state directory ", dir_, " cannot be opened: ", errno_text());
     struct stat st{};
     if (::fstat(dir_fd_, &st) != 0) {
@@ -435,9 +440,9 @@ ReservationStore::Lock::~Lock() {
 }
 
 void ReservationStore::give_to_owner(int fd, std::string_view what) const {
-    if (::geteuid() == owner_uid_) return;
+    if (euid_ == owner_uid_) return;
     if (::fchown(fd, owner_uid_, owner_gid_) == 0) return;
-    fail(what, " in ", dir_, " would belong to uid ", ::geteuid(), ", not to the state directory's owner ",
+    fail(what, " in ", dir_, " would belong to uid ", euid_, ", not to the state directory's owner ",
          owner_text(owner_uid_, owner_gid_), ", whom the hooks run as, and cannot be given to it: ", errno_text(),
          " (run this as that user, or as root)");
 }
@@ -446,7 +451,7 @@ int ReservationStore::open_lock() {
     constexpr int kFlags = O_RDWR | kOpenFlags;
     int fd = ::openat(dir_fd_, "lock", kFlags);
     if (fd < 0 && errno == ENOENT) {
-        if (::geteuid() != owner_uid_) {
+        if (euid_ != owner_uid_) {
             // Root (say) creates it for the hooks: an unnamed file, given to
             // the owner, then linked, so that no hook ever meets a lock it
             // cannot open. linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH;
@@ -493,7 +498,7 @@ ReservationStore::Lock ReservationStore::lock() {
     const auto deadline = std::chrono::steady_clock::now() + lock_timeout_;
     // Poll with a short, growing, jittered sleep: flock(2) has no timeout, and
     // an alarm signal would be process-global state inside a library.
-    std::minstd_rand jitter(static_cast<unsigned>(::getpid()));
+    std::optional<std::minstd_rand> jitter;
     auto pause = std::chrono::microseconds(200);
     for (;;) {
         if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
@@ -502,11 +507,12 @@ ReservationStore::Lock ReservationStore::lock() {
             return held;
         }
         if (errno != EWOULDBLOCK && errno != EINTR) fail("locking ", dir_, "/lock: ", errno_text());
+        if (!jitter) jitter.emplace(static_cast<unsigned>(::getpid()));
         const auto now = std::chrono::steady_clock::now();
         if (now >= deadline)
             throw LockTimeout(cat("the reservation lock ", dir_, "/lock was held by another process for more than ",
                                   seconds_text(lock_timeout_.count()), " (lock_timeout)"));
-        const auto sleep = pause + std::chrono::microseconds(jitter() % (pause.count() + 1));
+        const auto sleep = pause + std::chrono::microseconds((*jitter)() % (pause.count() + 1));
         std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(sleep, deadline - now));
         pause = std::min(pause * 2, std::chrono::microseconds(20000));
     }
@@ -586,17 +592,19 @@ std::vector<RecordEntry> ReservationStore::load() const {
     return out;
 }
 
-std::string ReservationStore::temp_name() const {
-    auto name = cat(kTempPrefix, ::getpid(), '-', temp_counter++);
-    // A temporary by this name can only be the leftover of a writer that
-    // died (temporaries are made under the lock) and had our pid before:
-    // pids are reused.
-    if (::unlinkat(dir_fd_, name.c_str(), 0) != 0 && errno == EISDIR) ::unlinkat(dir_fd_, name.c_str(), AT_REMOVEDIR);
-    return name;
+std::string ReservationStore::temp_name() const { return cat(kTempPrefix, ::getpid(), '-', temp_counter++); }
+
+void ReservationStore::remove_leftover(const std::string& temp) const {
+    if (::unlinkat(dir_fd_, temp.c_str(), 0) != 0 && errno == EISDIR) ::unlinkat(dir_fd_, temp.c_str(), AT_REMOVEDIR);
 }
 
 int ReservationStore::create_temporary(const std::string& temp, std::string_view what) const {
-    const int fd = ::openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | kOpenFlags, kFileMode);
+    constexpr int kFlags = O_WRONLY | O_CREAT | O_EXCL | kOpenFlags;
+    int fd = ::openat(dir_fd_, temp.c_str(), kFlags, kFileMode);
+    if (fd < 0 && errno == EEXIST) {
+        remove_leftover(temp);
+        fd = ::openat(dir_fd_, temp.c_str(), kFlags, kFileMode);
+    }
     if (fd < 0) fail("creating ", what, " in ", dir_, ": ", errno_text());
     try {
         give_to_owner(fd, what);
@@ -742,15 +750,19 @@ int ReservationStore::open_index_dir(const std::string& name, bool create) const
     if (fd >= 0 || !create) return fd;
     if (errno != ENOENT) fail("opening the index directory ", dir_, "/", name, ": ", errno_text(),
                               " (sriov-passthrough gc replaces what is not a directory)");
-    if (::geteuid() == owner_uid_) {
+    if (euid_ == owner_uid_) {
         if (::mkdirat(dir_fd_, name.c_str(), kDirMode) != 0 && errno != EEXIST)
             fail("creating the index directory ", dir_, "/", name, ": ", errno_text());
     } else {
         // Made under a temporary name and given to the owner before it gets
         // its own, so the hooks never meet a directory they cannot write.
         const auto temp = temp_name();
-        if (::mkdirat(dir_fd_, temp.c_str(), kDirMode) != 0)
-            fail("creating the index directory ", dir_, "/", name, ": ", errno_text());
+        bool made = ::mkdirat(dir_fd_, temp.c_str(), kDirMode) == 0;
+        if (!made && errno == EEXIST) {
+            remove_leftover(temp);
+            made = ::mkdirat(dir_fd_, temp.c_str(), kDirMode) == 0;
+        }
+        if (!made) fail("creating the index directory ", dir_, "/", name, ": ", errno_text());
         const int tfd = ::openat(dir_fd_, temp.c_str(), kDirFlags);
         try {
             if (tfd < 0) fail("creating the index directory ", dir_, "/", name, ": ", errno_text());
@@ -803,43 +815,46 @@ void ReservationStore::link_index(const std::string& file, const Reservation& r)
     // Links `from` (in the directory `from_fd`) as `entry` in `dfd`; an
     // entry of that name that is another file is stale (the record has no
     // name yet, or is being indexed because the entry is wrong): ours to
-    // replace under the lock.
-    const auto link_as = [this](int from_fd, const char* from, int dfd, const std::string& where,
-                                const std::string& entry, ino_t ino) {
-        bool linked = ::linkat(from_fd, from, dfd, entry.c_str(), 0) == 0;
-        if (!linked && errno == EEXIST) {
-            struct stat st{};
-            if (::fstatat(dfd, entry.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == ino) return;
-            ::unlinkat(dfd, entry.c_str(), 0);
-            linked = ::linkat(from_fd, from, dfd, entry.c_str(), 0) == 0;
-        }
-        if (!linked) fail("indexing ", dir_, "/", from, " as ", where, "/", entry, ": ", errno_text());
+    // replace under the lock. 0, or the errno of the failure.
+    const auto link_as = [](int from_fd, const char* from, int dfd, const std::string& entry) {
+        if (::linkat(from_fd, from, dfd, entry.c_str(), 0) == 0) return 0;
+        if (errno != EEXIST) return errno;
+        struct stat have{};
+        struct stat want{};
+        if (::fstatat(dfd, entry.c_str(), &have, AT_SYMLINK_NOFOLLOW) == 0 &&
+            ::fstatat(from_fd, from, &want, AT_SYMLINK_NOFOLLOW) == 0 && have.st_ino == want.st_ino)
+            return 0;
+        ::unlinkat(dfd, entry.c_str(), 0);
+        return ::linkat(from_fd, from, dfd, entry.c_str(), 0) == 0 ? 0 : errno;
     };
-    struct stat st{};
-    if (::fstatat(dir_fd_, file.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
-        fail("indexing ", dir_, "/", file, ": ", errno_text());
+    const auto failed = [this](int error, const std::string& what, const std::string& where, const std::string& entry) {
+        errno = error;
+        fail("indexing ", dir_, "/", what, " as ", where, "/", entry, ": ", errno_text());
+    };
     const auto vm_dir = vm_index_dir(r.vm_id);
     const int vm_fd = open_index_dir(vm_dir, true);
-    try {
-        link_as(dir_fd_, file.c_str(), vm_fd, vm_dir, vm_entry(r), st.st_ino);
-    } catch (...) {
-        ::close(vm_fd);
-        throw;
-    }
+    const int vm_error = link_as(dir_fd_, file.c_str(), vm_fd, vm_entry(r));
     ::close(vm_fd);
+    if (vm_error) failed(vm_error, file, vm_dir, vm_entry(r));
     // The PF's entry is a link of its count file, not of the record: the
     // count file's link count is then the PF's held VFs, one fstatat for a
     // start instead of a listing per PF of its pool.
     const auto pf_dir = pf_index_dir(r.pf);
     const int pf_fd = open_index_dir(pf_dir, true);
-    try {
-        const auto count = pf_count_file(pf_fd, true);
-        link_as(pf_fd, kCountFile, pf_fd, pf_dir, pf_entry(r), count);
-    } catch (...) {
-        ::close(pf_fd);
-        throw;
+    int pf_error = link_as(pf_fd, kCountFile, pf_fd, pf_entry(r));
+    if (pf_error) {
+        // No count file yet (the PF's first record), or something in its
+        // place, which pf_count_file() names.
+        try {
+            pf_count_file(pf_fd, true);
+        } catch (...) {
+            ::close(pf_fd);
+            throw;
+        }
+        pf_error = link_as(pf_fd, kCountFile, pf_fd, pf_entry(r));
     }
     ::close(pf_fd);
+    if (pf_error) failed(pf_error, cat(pf_dir, "/", kCountFile), pf_dir, pf_entry(r));
 }
 
 void ReservationStore::unlink_index(const Reservation& r, ino_t ino) const {
@@ -924,12 +939,12 @@ std::vector<unsigned> ReservationStore::indexed_on_pf(const std::string& pf) con
 }
 
 int ReservationStore::layout_version() const {
+    // Not a regular file: a directory fails the read, a FIFO (never opened
+    // blocking) reads nothing; either way, no marker.
     const int fd = ::openat(dir_fd_, kLayoutFile, O_RDONLY | kOpenFlags);
     if (fd < 0) return 0;
-    struct stat st{};
     char buf[64];
-    ssize_t n = -1;
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) n = ::read(fd, buf, sizeof buf);
+    const ssize_t n = ::read(fd, buf, sizeof buf);
     ::close(fd);
     if (n <= 0) return 0;
     std::string_view text(buf, static_cast<size_t>(n));

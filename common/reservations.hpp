@@ -267,7 +267,12 @@ private:
     int layout_version() const;
     void write_layout_marker() const;
     void write_layout_marker_if_possible() const;
+    // A name for a temporary: ".tmp-<pid>-<n>".
     std::string temp_name() const;
+    // Removes what has the name `temp`: only ever the leftover of a writer
+    // that died (temporaries are made under the lock) and had this pid
+    // before, since pids are reused.
+    void remove_leftover(const std::string& temp) const;
     // The file `temp` created (exclusively) and given to the owner, open for
     // writing; throws Error naming `what`.
     int create_temporary(const std::string& temp, std::string_view what) const;
@@ -280,6 +285,7 @@ private:
     uid_t owner_uid_ = 0;
     gid_t owner_gid_ = 0;
     std::chrono::milliseconds lock_timeout_;
+    uid_t euid_;                     // this process's
     bool locked_ = false;            // this store holds the lock now
     mutable bool indexed_ = false;   // the marker was seen
 };

@@ -11,6 +11,7 @@
 
 #include "domain_xml.hpp"
 #include "error.hpp"
+#include "fast_path.hpp"
 #include "fd_io.hpp"
 #include "log.hpp"
 #include "text.hpp"
@@ -27,9 +28,24 @@ std::string read_file(const std::string& path) {
     return std::move(r.text);
 }
 
-void replace_file(const std::string& path, const std::string& text) {
+DomainFile read_domain_file(const std::string& path) {
+    if (auto early = take_early_domain_xml(path)) return {std::move(early->text), early->mode};
+    // O_NONBLOCK: VDSM's file is a regular one; anything else (a FIFO) could
+    // block the read for ever, or here the open.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) fail("cannot open ", path, ": ", std::strerror(errno));
     struct stat st{};
-    if (::stat(path.c_str(), &st) != 0) fail("cannot stat ", path, ": ", std::strerror(errno));
+    const int stat_error = ::fstat(fd, &st) == 0 ? 0 : errno;
+    ReadResult r;
+    if (!stat_error && S_ISREG(st.st_mode)) r = read_fd(fd, kNoReadLimit, &st);
+    ::close(fd);
+    if (stat_error) fail("cannot read ", path, ": ", std::strerror(stat_error));
+    if (!S_ISREG(st.st_mode)) fail("the XML file ", printable(path), " is not a regular file");
+    if (r.error) fail("cannot read ", path, ": ", std::strerror(r.error));
+    return {std::move(r.text), st.st_mode};
+}
+
+void replace_file(const std::string& path, const std::string& text, mode_t mode) {
     // Beside the file, so the rename below stays within one file system. An
     // unpredictable name, created exclusively (mkostemp): VDSM's file is
     // usually in /tmp, where anyone could create a predictable name first
@@ -38,7 +54,7 @@ void replace_file(const std::string& path, const std::string& text) {
     const int fd = ::mkostemp(temp.data(), O_CLOEXEC);
     if (fd < 0) fail("cannot write next to ", path, ": ", std::strerror(errno));
     // mkostemp makes it 0600; the next hook and VDSM read the file as it was.
-    int err = ::fchmod(fd, st.st_mode & 07777) == 0 ? write_fd(fd, text) : errno;
+    int err = ::fchmod(fd, mode & 07777) == 0 ? write_fd(fd, text) : errno;
     bool ok = err == 0;
     if (::close(fd) != 0 && ok) {
         ok = false;
@@ -85,11 +101,8 @@ int run(HookPoint hp) {
         const auto path = env_value("_hook_domxml");
         if (!path || path->empty()) fail("$_hook_domxml is not set: run by VDSM, or by 'sriov-passthrough run'");
         doing = cat("reading ", *path);
-        // VDSM's file is a regular one; anything else (a FIFO) could block
-        // the read for ever.
-        if (struct stat st{}; ::stat(path->c_str(), &st) == 0 && !S_ISREG(st.st_mode))
-            fail("the XML file ", printable(*path), " is not a regular file");
-        const auto text = read_file(*path);
+        const auto file = read_domain_file(*path);
+        const auto& text = file.text;
         pugi::xml_document doc;
         XmlParse parsed;
         const bool empty = text.find_first_not_of(" \t\r\n") == std::string::npos;
@@ -116,7 +129,7 @@ int run(HookPoint hp) {
                 if (parsed.declares_entities)
                     fail("the XML in ", *path, " declares entities in its DOCTYPE (<!ENTITY>), which a rewrite would "
                          "turn into literal text; expand them first (xmllint --noent)");
-                replace_file(*path, serialize_xml(doc));
+                replace_file(*path, serialize_xml(doc), file.mode);
             } catch (...) {
                 // Whatever failed (a full disk, std::bad_alloc from the
                 // serialisation), the VFs just reserved go back.

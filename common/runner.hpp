@@ -10,6 +10,8 @@
 // later hooks are skipped), after_* failures 1 (VDSM only logs them).
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 
 #include "hooks.hpp"
@@ -22,8 +24,16 @@ namespace sriovpt {
 int run_hook_main(HookPoint hp);
 
 // Replaces `path`'s content with `text` atomically (temporary file in the
-// same directory, renamed over it), keeping the file's mode.
-void replace_file(const std::string& path, const std::string& text);
+// same directory, renamed over it), with the permission bits of `mode`.
+void replace_file(const std::string& path, const std::string& text, mode_t mode);
+
+// The domain XML file VDSM names: its text and mode. Read once per hook:
+// what the fast path read before main (common/fast_path.hpp) when it did.
+struct DomainFile {
+    std::string text;
+    mode_t mode = 0;
+};
+DomainFile read_domain_file(const std::string& path);
 
 std::string read_file(const std::string& path);
 

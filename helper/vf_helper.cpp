@@ -58,7 +58,7 @@ std::string read_record(const std::string& path) {
     struct stat st {};
     const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
     ReadResult r;
-    if (regular) r = read_fd(fd, kMaxRecordBytes);
+    if (regular) r = read_fd(fd, kMaxRecordBytes, &st);
     ::close(fd);
     if (!regular) fail("its record ", path, " is not a regular file");
     if (r.error) fail("its record ", path, " cannot be read: ", std::strerror(r.error));

@@ -216,7 +216,7 @@ VfPolicy load_policy(const std::string& path, const UserLookup& lookup) {
     if (st.st_uid != 0) fail("policy ", path, ": owned by uid ", st.st_uid, ", not root: refused");
     if ((st.st_mode & S_IWOTH) || ((st.st_mode & S_IWGRP) && st.st_gid != 0))
         fail("policy ", path, ": writable by others than root (mode ", octal(st.st_mode), "): refused");
-    const auto r = read_fd(fd, kMaxPolicyBytes);
+    const auto r = read_fd(fd, kMaxPolicyBytes, &st);
     if (r.error) fail("policy ", path, ": cannot read it: ", std::strerror(r.error));
     if (r.too_long) fail("policy ", path, ": larger than ", kMaxPolicyBytes, " bytes");
     return parse_policy(r.text, path, lookup);
