@@ -14,13 +14,22 @@ std::string_view local_name(pugi::xml_node node) {
     return colon == std::string_view::npos ? name : name.substr(colon + 1);
 }
 
-std::string namespace_uri(pugi::xml_node node) {
+std::string_view namespace_uri(pugi::xml_node node) {
+    // The nearest xmlns (no prefix) or xmlns:<prefix> attribute, compared in
+    // place: the hooks ask this of every node of <metadata>, several times a
+    // start.
     const std::string_view name = node.name();
     const auto colon = name.find(':');
-    const std::string attr =
-        colon == std::string_view::npos ? std::string("xmlns") : "xmlns:" + std::string(name.substr(0, colon));
+    const std::string_view prefix = colon == std::string_view::npos ? std::string_view() : name.substr(0, colon);
+    constexpr std::string_view kXmlns = "xmlns";
     for (auto n = node; n && n.type() == pugi::node_element; n = n.parent()) {
-        if (const auto a = n.attribute(attr.c_str())) return a.value();
+        for (auto a = n.first_attribute(); a; a = a.next_attribute()) {
+            const std::string_view attr = a.name();
+            if (attr.substr(0, kXmlns.size()) != kXmlns) continue;
+            const auto rest = attr.substr(kXmlns.size());
+            if (prefix.empty() ? rest.empty() : rest.size() == prefix.size() + 1 && rest[0] == ':' && rest.substr(1) == prefix)
+                return a.value();
+        }
     }
     return {};
 }

@@ -79,9 +79,10 @@ std::set<std::string> teamed_aliases(pugi::xml_node domain);
 std::map<PciAddress, bool> host_pci_devices(pugi::xml_node domain);
 
 // Local name of an element ("ovirt-vm:device" -> "device") and the namespace
-// URI its prefix is bound to at that point of the document.
+// URI its prefix is bound to at that point of the document (a view into the
+// document).
 std::string_view local_name(pugi::xml_node node);
-std::string namespace_uri(pugi::xml_node node);
+std::string_view namespace_uri(pugi::xml_node node);
 
 // libvirt reads XML through libxml2 without XML_PARSE_HUGE, which refuses a
 // document nested deeper than 256 elements ("Excessive depth in document:

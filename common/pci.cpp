@@ -1,7 +1,7 @@
 #include "pci.hpp"
 
 #include <charconv>
-#include <cstdio>
+#include <string>
 
 namespace sriovpt {
 
@@ -29,10 +29,21 @@ std::optional<unsigned> parse_libvirt_number(std::string_view s, unsigned max) {
     return value;
 }
 
-std::string hex(unsigned value, int digits) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "0x%0*x", digits, value);
-    return buf;
+// `value` in lowercase hex, zero-padded to `width` digits ("%0*x"), appended
+// to `out`. Not snprintf: a start names PCI addresses dozens of times (record
+// names, index entries, messages), and printf's machinery costs ten times more.
+void append_hex(std::string& out, unsigned value, size_t width) {
+    char buf[8];
+    const auto end = std::to_chars(buf, buf + sizeof buf, value, 16).ptr;
+    const auto n = static_cast<size_t>(end - buf);
+    if (n < width) out.append(width - n, '0');
+    out.append(buf, n);
+}
+
+std::string hex(unsigned value, size_t digits) {
+    std::string out = "0x";
+    append_hex(out, value, digits);
+    return out;
 }
 
 }  // namespace
@@ -59,9 +70,16 @@ std::optional<PciAddress> PciAddress::from_libvirt(std::string_view domain, std:
 }
 
 std::string PciAddress::to_string() const {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%04x:%02x:%02x.%x", domain, bus, slot, function);
-    return buf;
+    std::string out;
+    out.reserve(12);
+    append_hex(out, domain, 4);
+    out += ':';
+    append_hex(out, bus, 2);
+    out += ':';
+    append_hex(out, slot, 2);
+    out += '.';
+    append_hex(out, function, 1);
+    return out;
 }
 
 std::string PciAddress::domain_attr() const { return hex(domain, 4); }
