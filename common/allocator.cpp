@@ -270,21 +270,16 @@ private:
                 ++tally.held;
                 continue;
             }
-            const auto pci = host_.inventory().vf_address(*pf, i);
-            if (!pci) {
-                ++tally.absent;
-                continue;
-            }
-            if (view_.has_record(*pci)) {  // a record the index does not list under this PF
-                ++tally.held;
-                continue;
-            }
             auto vf = host_.inventory().vf(*pf, i, Inventory::Detail::usage);
             if (!vf) {
                 ++tally.absent;
                 continue;
             }
-            switch (classify_vf(nullptr, std::nullopt, *vf, [&] { return used_by_domains(*pci); })) {
+            if (view_.has_record(vf->pci)) {  // a record the index does not list under this PF
+                ++tally.held;
+                continue;
+            }
+            switch (classify_vf(nullptr, std::nullopt, *vf, [&] { return used_by_domains(vf->pci); })) {
                 case VfState::free: return vf;
                 case VfState::assigned: ++tally.assigned; break;
                 case VfState::host_up: ++tally.netdev_up; break;

@@ -5,18 +5,19 @@
 
 #include <ctime>
 
-#include "fd_io.hpp"
 #include "text.hpp"
 
 namespace sriovpt {
 
 std::string current_boot_id() {
+    // One read: the kernel hands over the 37 bytes of this /proc file at once.
     const int fd = ::open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return {};
-    const auto r = read_fd(fd, 64);
+    char buf[64];
+    const ssize_t n = ::read(fd, buf, sizeof buf);
     ::close(fd);
-    if (r.error) return {};
-    return std::string(trim(r.text));
+    if (n <= 0) return {};
+    return std::string(trim(std::string_view(buf, static_cast<size_t>(n))));
 }
 
 Host::Host()
