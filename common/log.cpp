@@ -1,9 +1,14 @@
 #include "log.hpp"
 
+#include <paths.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <cstdio>
 
+#include "error.hpp"
 #include "text.hpp"
 
 namespace sriovpt {
@@ -18,13 +23,8 @@ std::string line_of(const std::string& context, const std::string& message) {
 }
 
 void send_to_journal(Severity severity, const std::string& line) {
-    static bool opened = false;
-    if (!opened) {
-        ::openlog(kLogTag, LOG_PID, LOG_DAEMON);
-        opened = true;
-    }
-    const int priority = severity == Severity::error ? LOG_ERR : severity == Severity::warning ? LOG_WARNING : LOG_INFO;
-    ::syslog(priority, "%s", line.c_str());
+    static SyslogSocket socket(_PATH_LOG);
+    socket.send(severity, line);
 }
 
 }  // namespace
@@ -37,6 +37,40 @@ void report(Severity severity, const std::string& context, const std::string& me
 
 void journal(Severity severity, const std::string& context, const std::string& message) {
     send_to_journal(severity, line_of(context, message));
+}
+
+SyslogSocket::~SyslogSocket() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+bool SyslogSocket::connect() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    if (fd_ >= 0 && path_.size() < sizeof address.sun_path) {
+        path_.copy(address.sun_path, path_.size());
+        if (::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) return true;
+    }
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    return false;
+}
+
+bool SyslogSocket::send(Severity severity, std::string_view line) {
+    if (unavailable_) return false;
+    const int level = severity == Severity::error ? LOG_ERR : severity == Severity::warning ? LOG_WARNING : LOG_INFO;
+    const auto datagram = cat('<', LOG_DAEMON | level, '>', kLogTag, '[', ::getpid(), "]: ", line);
+    // A listener that restarted since the last line (ECONNREFUSED): once more
+    // on a new connection.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        if (fd_ < 0 && !connect()) break;
+        if (::send(fd_, datagram.data(), datagram.size(), MSG_NOSIGNAL) >= 0) return true;
+        ::close(fd_);
+        fd_ = -1;
+    }
+    unavailable_ = true;
+    return false;
 }
 
 }  // namespace sriovpt

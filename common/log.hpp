@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 namespace sriovpt {
 
@@ -20,5 +21,31 @@ void report(Severity severity, const std::string& context, const std::string& me
 
 // The same message to syslog only: for what VDSM must not see as an error.
 void journal(Severity severity, const std::string& context, const std::string& message);
+
+// A syslog socket (/dev/log for report() and journal()), written as
+// syslog(3) writes it, "<priority>sriov-passthrough[pid]: line" with the
+// daemon facility, but without its time stamp: journald and rsyslog stamp a
+// message when they receive it (systemd's src/journal/journald-syslog.c,
+// server_process_syslog_message, skips a date only when there is one), and
+// syslog(3)'s local time costs each hook process a read of /etc/localtime,
+// a tenth of what a start's own work costs (BENCHMARKS.md). Connected at
+// the first line; when nobody listens, the process stops trying.
+class SyslogSocket {
+public:
+    explicit SyslogSocket(std::string path) : path_(std::move(path)) {}
+    ~SyslogSocket();
+    SyslogSocket(const SyslogSocket&) = delete;
+    SyslogSocket& operator=(const SyslogSocket&) = delete;
+
+    // Whether the line reached a listener.
+    bool send(Severity severity, std::string_view line);
+
+private:
+    bool connect();
+
+    std::string path_;
+    int fd_ = -1;
+    bool unavailable_ = false;
+};
 
 }  // namespace sriovpt
