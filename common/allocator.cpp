@@ -155,7 +155,12 @@ public:
     // The VF indexes of `pf` that are held, sorted.
     const std::vector<unsigned>& held_on(const std::string& pf) {
         auto it = pfs_.find(pf);
-        if (it == pfs_.end()) it = pfs_.emplace(pf, store_.indexed_on_pf(pf)).first;
+        if (it == pfs_.end()) {
+            // None held, by the count file: no listing. (A record the index
+            // misses is still seen, by has_record.)
+            auto held = held_count(pf) == 0 ? std::vector<unsigned>{} : store_.indexed_on_pf(pf);
+            it = pfs_.emplace(pf, std::move(held)).first;
+        }
         return it->second;
     }
 

@@ -6,9 +6,8 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include <cstdio>
-
 #include "error.hpp"
+#include "fd_io.hpp"
 #include "text.hpp"
 
 namespace sriovpt {
@@ -31,7 +30,9 @@ void send_to_journal(Severity severity, const std::string& line) {
 
 void report(Severity severity, const std::string& context, const std::string& message) {
     const auto line = line_of(context, message);
-    std::fprintf(stderr, "%s: %s\n", kLogTag, line.c_str());
+    // One write(2) of the whole line (stderr is unbuffered; printf would
+    // also bring its formatting code into a hook's few pages of libc).
+    write_fd(STDERR_FILENO, cat(kLogTag, ": ", line, '\n'));
     send_to_journal(severity, line);
 }
 
