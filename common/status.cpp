@@ -60,14 +60,13 @@ HostStatus collect_status(Host& host, bool ask_libvirt) {
     }
     std::set<PciAddress> seen;
     const auto now = host.now();
-    status.pfs = host.inventory().all_pfs();
-    for (const auto& pf : status.pfs) {
+    for (auto& [pf, vfs, missing] : host.inventory().scan()) {
         if (!pf.problem.empty())
             status.notes.push_back(cat("PF ", pf.name, " cannot be used: ", pf.problem));
-        std::vector<std::string> missing;
         std::optional<std::string> network;
         if (const auto* pool = config.network_of_pf(pf.name)) network = pool->name;
-        for (auto& vf : host.inventory().vfs(pf, &missing)) {
+        status.pfs.push_back(pf);
+        for (auto& vf : vfs) {
             VfStatus s;
             s.network = network;
             seen.insert(vf.pci);

@@ -8,9 +8,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cstddef>
+#include <exception>
+#include <iterator>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
 
 #include "dirents.hpp"
 #include "error.hpp"
@@ -63,6 +70,38 @@ std::string shown(std::string_view value) {
         out += (b >= 0x20 && b < 0x7f && c != '\'') ? c : '?';
     }
     return out + (value.size() > 32 ? "...'" : "'");
+}
+
+// Where the symlink text `target` leads from the directory `dir`, by its
+// spelling alone ("a/b" and "../c" make "a/c"); nullopt when it is absolute
+// or climbs above the root. A key to match paths by, never a path to read:
+// what is read is resolved.
+std::optional<std::string> follow_lexically(std::string_view dir, std::string_view target) {
+    if (!target.empty() && target.front() == '/') return std::nullopt;
+    auto parts = components(dir);
+    for (const auto part : components(target)) {
+        if (part == ".") continue;
+        if (part != "..") {
+            parts.push_back(part);
+        } else if (parts.empty()) {
+            return std::nullopt;
+        } else {
+            parts.pop_back();
+        }
+    }
+    std::string out;
+    for (const auto part : parts) {
+        if (!out.empty()) out += '/';
+        out += part;
+    }
+    return out;
+}
+
+// Why VF `index` of a PF is missing: its virtfn link's `target` does not
+// exist, or there is no such link.
+std::string describe_missing(unsigned index, const std::optional<std::string>& target) {
+    const auto link = cat("virtfn", index);
+    return target ? cat(link, " -> ", shown(*target), ", which does not exist") : cat(link, " is missing");
 }
 
 std::string basename_of(std::string_view path) {
@@ -212,14 +251,19 @@ std::optional<std::string> Sysfs::link_target_at(const Dir& dir, std::string_vie
 }
 
 std::optional<Sysfs::Dir> Sysfs::open_link_at(const Dir& dir, std::string_view name) const {
-    const auto whole = [&] { return open_dir(dir.path + "/" + std::string(name)); };
-    if (dir.fd < 0 || root_fd_ < 0 || name.find('/') != std::string_view::npos) return whole();
+    if (dir.fd < 0 || root_fd_ < 0 || name.find('/') != std::string_view::npos)
+        return open_dir(dir.path + "/" + std::string(name));
     const auto target = link_target_at(dir, name);
-    if (!target) return errno == ENOENT ? std::nullopt : whole();
+    if (!target) return errno == ENOENT ? std::nullopt : open_dir(dir.path + "/" + std::string(name));
+    return open_link_target(dir, name, *target);
+}
+
+std::optional<Sysfs::Dir> Sysfs::open_link_target(const Dir& dir, std::string_view name, std::string_view t) const {
+    const auto whole = [&] { return open_dir(dir.path + "/" + std::string(name)); };
+    if (dir.fd < 0 || root_fd_ < 0) return whole();
     // "../X": dir.path has no symlink, ".." or "." in it (it is resolved),
     // so its parent is what the path says, and X is the rest when it is no
     // symlink either, which RESOLVE_NO_SYMLINKS makes the kernel check.
-    const std::string_view t(*target);
     const auto sibling = t.substr(std::min<size_t>(3, t.size()));
     if (t.substr(0, 3) != "../" || sibling.empty() || sibling == "." || sibling == ".." ||
         sibling.find('/') != std::string_view::npos)
@@ -410,36 +454,35 @@ std::optional<VfInfo> Inventory::vf(const PfInfo& pf, unsigned index, Detail det
     const auto link = cat("virtfn", index);
     const auto dir = pf.dir ? sysfs_.open_link_at(*pf.dir, link) : sysfs_.open_dir(pf.device_dir + "/" + link);
     if (!dir) return std::nullopt;
-    const auto pci = PciAddress::parse(basename_of(dir->path));
+    return read_vf(pf, index, *dir, detail, nullptr);
+}
+
+std::optional<VfInfo> Inventory::read_vf(const PfInfo& pf, unsigned index, const Sysfs::Dir& dir, Detail detail,
+                                         const std::string* netdev) const {
+    const auto pci = PciAddress::parse(basename_of(dir.path));
     if (!pci) return std::nullopt;
     VfInfo vf;
     vf.pci = *pci;
     vf.pf = pf.name;
     vf.index = index;
-    vf.device_dir = dir->path;
-    vf.driver = sysfs_.link_basename_at(*dir, "driver").value_or("");
+    vf.device_dir = dir.path;
+    vf.driver = sysfs_.link_basename_at(dir, "driver").value_or("");
     // A VF given to a guest's driver has no net device: nothing more for a choice.
     if (detail == Detail::full || !is_assignment_driver(vf.driver)) {
-        const auto netdevs = sysfs_.list_at(*dir, "net");
-        if (!netdevs.empty()) {
+        if (netdev) {
+            vf.netdev = *netdev;
+        } else if (const auto netdevs = sysfs_.list_at(dir, "net"); !netdevs.empty()) {
             vf.netdev = netdevs.front();
-            vf.netdev_state = sysfs_.read_at(*dir, "net/" + vf.netdev + "/operstate").value_or("unknown");
         }
+        if (!vf.netdev.empty())
+            vf.netdev_state = sysfs_.read_at(dir, "net/" + vf.netdev + "/operstate").value_or("unknown");
     }
     if (detail == Detail::usage) return vf;
-    vf.numa_node = parse_int(sysfs_.read_at(*dir, "numa_node").value_or("-1")).value_or(-1);
-    if (const auto group = sysfs_.link_basename_at(*dir, "iommu_group")) {
+    vf.numa_node = parse_int(sysfs_.read_at(dir, "numa_node").value_or("-1")).value_or(-1);
+    if (const auto group = sysfs_.link_basename_at(dir, "iommu_group")) {
         if (const auto n = parse_int(*group); n && *n >= 0) vf.iommu_group = static_cast<unsigned>(*n);
     }
     return vf;
-}
-
-std::vector<PfInfo> Inventory::all_pfs() const {
-    std::vector<PfInfo> out;
-    for (const auto& name : sysfs_.list("class/net")) {
-        if (auto info = pf(name)) out.push_back(std::move(*info));
-    }
-    return out;
 }
 
 std::vector<VfInfo> Inventory::vfs(const PfInfo& pf, std::vector<std::string>* missing) const {
@@ -448,11 +491,126 @@ std::vector<VfInfo> Inventory::vfs(const PfInfo& pf, std::vector<std::string>* m
         if (auto info = vf(pf, i)) {
             out.push_back(std::move(*info));
         } else if (missing) {
-            const auto link = cat("virtfn", i);
-            const auto target = read_link(sysfs_.root() + "/" + pf.device_dir + "/" + link);
-            missing->push_back(target ? cat(link, " -> ", shown(*target), ", which does not exist")
-                                      : cat(link, " is missing"));
+            missing->push_back(describe_missing(i, read_link(sysfs_.root() + "/" + pf.device_dir + "/virtfn" + std::to_string(i))));
         }
+    }
+    return out;
+}
+
+struct Inventory::Discovery {
+    std::vector<PfInfo> pfs;
+    // For each PF, the target of each of its virtfnN links (nullopt: none).
+    std::vector<std::vector<std::optional<std::string>>> virtfns;
+    // The net device of each device directory, as class/net's links spell it.
+    std::map<std::string, std::string> netdev_of;
+};
+
+Inventory::Discovery Inventory::discover() const {
+    Discovery out;
+    const auto net = sysfs_.open_dir("class/net");
+    // Devices that are VFs of the PFs found so far: their net devices (in
+    // class/net's order, after the PF's, as the kernel names them) are not
+    // asked for sriov_totalvfs, which costs a failed lookup through two
+    // symlinks each, thousands of times on a host whose VFs all have one.
+    std::set<std::string> vf_dirs;
+    for (const auto& name : sysfs_.list("class/net")) {
+        std::optional<std::string> device;
+        if (net && net->fd >= 0) {
+            // "../../devices/<...>/<device>/net/<name>"
+            const auto target = sysfs_.link_target_at(*net, name);
+            const auto netdev_dir = target ? follow_lexically(net->path, *target) : std::nullopt;
+            const auto suffix = "/net/" + name;
+            if (netdev_dir && netdev_dir->size() > suffix.size() &&
+                netdev_dir->compare(netdev_dir->size() - suffix.size(), suffix.size(), suffix) == 0)
+                device = netdev_dir->substr(0, netdev_dir->size() - suffix.size());
+        }
+        if (device) out.netdev_of.emplace(*device, name);
+        if (device && vf_dirs.count(*device)) continue;
+        auto info = pf(name);
+        if (!info) continue;
+        std::vector<std::optional<std::string>> targets;
+        for (unsigned i = 0; info->dir && i < info->num_vfs; ++i) {
+            auto target = sysfs_.link_target_at(*info->dir, cat("virtfn", i));
+            if (target) {
+                if (auto dir = follow_lexically(info->device_dir, *target)) vf_dirs.insert(std::move(*dir));
+            }
+            targets.push_back(std::move(target));
+        }
+        out.pfs.push_back(std::move(*info));
+        out.virtfns.push_back(std::move(targets));
+    }
+    return out;
+}
+
+std::vector<PfInfo> Inventory::all_pfs() const { return discover().pfs; }
+
+std::vector<Inventory::PfScan> Inventory::scan() const {
+    const auto found = discover();
+    std::vector<PfScan> out(found.pfs.size());
+    // Work in pieces of at most 64 VFs, so that one PF of thousands of VFs
+    // is shared out too; each piece's VFs and notes are kept apart and
+    // joined in order afterwards.
+    struct Piece {
+        size_t pf;
+        unsigned begin, end;
+        std::vector<VfInfo> vfs;
+        std::vector<std::string> missing;
+    };
+    std::vector<Piece> pieces;
+    for (size_t p = 0; p < found.pfs.size(); ++p) {
+        out[p].pf = found.pfs[p];
+        for (unsigned i = 0; i < found.pfs[p].num_vfs; i += 64)
+            pieces.push_back(Piece{p, i, std::min(found.pfs[p].num_vfs, i + 64), {}, {}});
+    }
+    const auto read_piece = [&](Piece& piece) {
+        const auto& pf = found.pfs[piece.pf];
+        const auto& targets = found.virtfns[piece.pf];
+        for (unsigned i = piece.begin; i < piece.end; ++i) {
+            const auto link = cat("virtfn", i);
+            const bool known = pf.dir && i < targets.size();
+            const auto dir = [&]() -> std::optional<Sysfs::Dir> {
+                if (!known) return sysfs_.open_dir(pf.device_dir + "/" + link);
+                if (!targets[i]) return std::nullopt;
+                return sysfs_.open_link_target(*pf.dir, link, *targets[i]);
+            }();
+            std::optional<VfInfo> vf;
+            if (dir) {
+                const auto netdev = found.netdev_of.find(dir->path);
+                vf = read_vf(pf, i, *dir, Detail::full, netdev == found.netdev_of.end() ? nullptr : &netdev->second);
+            }
+            if (vf) {
+                piece.vfs.push_back(std::move(*vf));
+            } else {
+                piece.missing.push_back(
+                    describe_missing(i, known ? targets[i] : read_link(sysfs_.root() + "/" + pf.device_dir + "/" + link)));
+            }
+        }
+    };
+    // Each VF costs a dozen system calls that mostly wait on nothing but
+    // the kernel: a few threads (the CPUs, at most 8) share the pieces.
+    std::atomic<size_t> next{0};
+    std::exception_ptr failure;
+    std::mutex failure_lock;
+    const auto work = [&] {
+        try {
+            for (size_t k; (k = next++) < pieces.size();) read_piece(pieces[k]);
+        } catch (...) {
+            const std::lock_guard guard(failure_lock);
+            if (!failure) failure = std::current_exception();
+            next = pieces.size();
+        }
+    };
+    const size_t workers =
+        std::min<size_t>({static_cast<size_t>(std::max(1u, std::thread::hardware_concurrency())), pieces.size(), 8});
+    std::vector<std::thread> threads;
+    for (size_t w = 1; w < workers; ++w) threads.emplace_back(work);
+    work();
+    for (auto& t : threads) t.join();
+    if (failure) std::rethrow_exception(failure);
+    for (auto& piece : pieces) {
+        auto& s = out[piece.pf];
+        std::move(piece.vfs.begin(), piece.vfs.end(), std::back_inserter(s.vfs));
+        std::move(piece.missing.begin(), piece.missing.end(), std::back_inserter(s.missing));
     }
     return out;
 }

@@ -80,6 +80,8 @@ public:
     // sibling's, opened in one call with no symlink on the way, and no
     // question to /proc for its name.
     std::optional<Dir> open_link_at(const Dir& dir, std::string_view name) const;
+    // The same for a link whose `target` was read already.
+    std::optional<Dir> open_link_target(const Dir& dir, std::string_view name, std::string_view target) const;
 
 private:
     std::string absolute(std::string_view rel) const;
@@ -173,7 +175,26 @@ public:
     };
     std::optional<VfLocation> locate_vf(const PciAddress& pci) const;
 
+    // Every SR-IOV PF of the host with all its VFs (Detail::full), and the
+    // VFs sysfs lacks described as vfs() describes them: what status shows.
+    // Made for thousands of VFs: one pass over class/net's links learns
+    // each device's net device and which net devices belong to VFs (never
+    // asked whether they are PFs), and the VFs are read by several threads.
+    struct PfScan {
+        PfInfo pf;
+        std::vector<VfInfo> vfs;
+        std::vector<std::string> missing;
+    };
+    std::vector<PfScan> scan() const;
+
 private:
+    struct Discovery;
+    Discovery discover() const;
+    // VF `index` of `pf`, whose directory is `dir`; `netdev`, when known,
+    // is its net device (else net/ is listed).
+    std::optional<VfInfo> read_vf(const PfInfo& pf, unsigned index, const Sysfs::Dir& dir, Detail detail,
+                                  const std::string* netdev) const;
+
     const Sysfs& sysfs_;
 };
 

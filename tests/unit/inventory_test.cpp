@@ -9,6 +9,7 @@
 
 #include <filesystem>
 
+#include "error.hpp"
 #include "harness.hpp"
 #include "sysfs.hpp"
 
@@ -183,6 +184,65 @@ TEST(Inventory, VfsMissingFromSysfsAreDescribed) {
     EXPECT_EQ(vfs[1].index, 2u);
     EXPECT_EQ(missing, (std::vector<std::string>{"virtfn1 -> '../0000:3b:02.1', which does not exist",
                                                  "virtfn3 is missing"}));
+}
+
+// status reads the whole host with scan(): the same as asking PF by PF and
+// VF by VF, whichever way paths are resolved, with missing VFs, VFs without
+// a net device, and net devices whose names sort before their PF's.
+TEST(Inventory, ScanReadsWhatVfByVfReads) {
+    test::TempDir dir;
+    sim::FakeSysfs fake(dir.path());
+    fake.add_pf(FakePf{"ens1f0", "0000:3b:00.0", 70, 128, 1, "iavf", "up"});
+    fake.add_pf(FakePf{"ens2f0", "0000:af:00.0", 3, 8});
+    fake.add_pf(FakePf{"ens3f0", "0000:d8:00.0", 0, 8});
+    fake.add_plain_netdev("eno1", "0000:01:00.0");
+    fake.set_vf_driver("ens1f0", 1, "vfio-pci");
+    fake.set_vf_driver("ens1f0", 2, "");
+    fake.set_vf_netdev_state("ens1f0", 3, "up");
+    fake.set_vf_numa_node("ens1f0", 65, -1);
+    // A VF net device that class/net lists before its PF.
+    const auto net = dir.path() + "/class/net/";
+    const auto vf_net = dir.path() + "/devices/pci0000:00/0000:af:02.1/net/";
+    std::filesystem::rename(vf_net + "ens2f0v1", vf_net + "aaa0");
+    std::filesystem::remove(net + "ens2f0v1");
+    std::filesystem::create_directory_symlink("../../devices/pci0000:00/0000:af:02.1/net/aaa0", net + "aaa0");
+    std::filesystem::remove_all(dir.path() + "/devices/pci0000:00/0000:3b:02.5");
+    std::filesystem::remove(dir.path() + "/devices/pci0000:00/0000:3b:00.0/virtfn69");
+    const auto describe_vf = [](const VfInfo& vf) {
+        return cat(vf.pf, " ", vf.index, " ", vf.pci.to_string(), " ", vf.device_dir, " ", vf.driver, " ", vf.netdev,
+                   " ", vf.netdev_state, " ", vf.numa_node, " ", vf.iommu_group ? std::to_string(*vf.iommu_group) : "-",
+                   "\n");
+    };
+    const auto describe_pf = [](const PfInfo& pf) {
+        return cat("PF ", pf.name, " ", pf.device_dir, " ", pf.num_vfs, "/", pf.total_vfs, " ", pf.operstate, " ",
+                   pf.problem, "\n");
+    };
+    for (const auto how : {Sysfs::Resolution::kernel, Sysfs::Resolution::by_component}) {
+        const Sysfs sysfs(dir.path(), how);
+        const Inventory inventory(sysfs);
+        std::string one_by_one;
+        for (const auto& pf : inventory.all_pfs()) {
+            one_by_one += describe_pf(pf);
+            std::vector<std::string> missing;
+            for (const auto& vf : inventory.vfs(pf, &missing)) one_by_one += describe_vf(vf);
+            for (const auto& m : missing) one_by_one += m + "\n";
+        }
+        std::string scanned;
+        for (const auto& [pf, vfs, missing] : inventory.scan()) {
+            scanned += describe_pf(pf);
+            for (const auto& vf : vfs) scanned += describe_vf(vf);
+            for (const auto& m : missing) scanned += m + "\n";
+        }
+        EXPECT_EQ(scanned, one_by_one);
+        EXPECT_NE(scanned.find("PF ens1f0 devices/pci0000:00/0000:3b:00.0 70/128 up"), std::string::npos) << scanned;
+        EXPECT_NE(scanned.find("ens2f0 1 0000:af:02.1 devices/pci0000:00/0000:af:02.1 iavf aaa0 down"),
+                  std::string::npos)
+            << scanned;
+        EXPECT_NE(scanned.find("virtfn5 -> '../0000:3b:02.5', which does not exist\nvirtfn69 is missing"),
+                  std::string::npos)
+            << scanned;
+        EXPECT_EQ(inventory.scan().size(), 3u) << "eno1 and the VF net devices are no PFs";
+    }
 }
 
 // A FIFO where a sysfs attribute should be: never opened blocking (a fake
