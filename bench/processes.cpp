@@ -446,12 +446,15 @@ int main_(int argc, char** argv) {
     std::map<unsigned, std::unique_ptr<TestHost>> hosts;   // by VFs per PF
     if (starts_only) {
         // The two targets of every start, and status at 2048 VFs: for a
-        // quick look while working on the start's cost.
+        // quick look while working on them.
         hosts[64] = make_host(64);
         hosts[256] = make_host(256);
         rows.push_back(vm_start_case("4 vNICs, 2 passthrough, 8×64 VFs", *hosts[64], 4, 2, runs, 2.0));
         rows.push_back(vm_start_case("4 vNICs, no passthrough, 8×64 VFs", *hosts[64], 4, 0, runs, 1.2));
         rows.push_back(status_case("status, 8×256 VFs, none held", *hosts[256], 2048, std::min(runs, 51u)));
+        auto many = make_host(64, 32);
+        hold(*many, 2000, 32);
+        rows.push_back(status_case("status, 32×64 VFs, 2000 held", *many, 2048, std::min(runs, 51u)));
         print_rows(rows);
         for (const auto& r : rows) all_ok = all_ok && r.ok;
         return all_ok ? 0 : 1;

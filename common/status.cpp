@@ -1,6 +1,7 @@
 #include "status.hpp"
 
 #include <algorithm>
+#include <future>
 #include <map>
 #include <set>
 
@@ -43,7 +44,14 @@ void add_holder_numa_nodes(Host& host, const std::optional<std::set<std::string>
 HostStatus collect_status(Host& host, bool ask_libvirt) {
     HostStatus status;
     const auto& config = host.config();
-    const auto entries = host.store().load();
+    // The records are read while sysfs is: both are thousands of small
+    // reads on a full host. Everything the reading thread touches is built
+    // before it starts (Host builds its parts on first use).
+    auto& store = host.store();
+    const auto& inventory = host.inventory();
+    auto loading = std::async(std::launch::async, [&store] { return store.load(); });
+    auto scanned = inventory.scan();
+    const auto entries = loading.get();
     std::map<PciAddress, const RecordEntry*> by_pci;
     for (const auto& e : entries) {
         if (e.pci) by_pci[*e.pci] = &e;
@@ -60,7 +68,7 @@ HostStatus collect_status(Host& host, bool ask_libvirt) {
     }
     std::set<PciAddress> seen;
     const auto now = host.now();
-    for (auto& [pf, vfs, missing] : host.inventory().scan()) {
+    for (auto& [pf, vfs, missing] : scanned) {
         if (!pf.problem.empty())
             status.notes.push_back(cat("PF ", pf.name, " cannot be used: ", pf.problem));
         std::optional<std::string> network;
