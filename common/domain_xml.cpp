@@ -27,8 +27,9 @@ std::string_view namespace_uri(pugi::xml_node node) {
             const std::string_view attr = a.name();
             if (attr.substr(0, kXmlns.size()) != kXmlns) continue;
             const auto rest = attr.substr(kXmlns.size());
-            if (prefix.empty() ? rest.empty() : rest.size() == prefix.size() + 1 && rest[0] == ':' && rest.substr(1) == prefix)
-                return a.value();
+            const bool binds = prefix.empty() ? rest.empty()
+                                              : rest.size() == prefix.size() + 1 && rest[0] == ':' && rest.substr(1) == prefix;
+            if (binds) return a.value();
         }
     }
     return {};

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include "dirents.hpp"
@@ -243,7 +244,8 @@ std::optional<std::string> Sysfs::link_basename_at(const Dir& dir, std::string_v
 }
 
 std::optional<std::string> Sysfs::link_target_at(const Dir& dir, std::string_view name) const {
-    if (dir.fd < 0 || name.find('/') != std::string_view::npos) return read_link(absolute(dir.path + "/" + std::string(name)));
+    if (dir.fd < 0 || name.find('/') != std::string_view::npos)
+        return read_link(absolute(dir.path + "/" + std::string(name)));
     char buf[4096];
     const ssize_t n = ::readlinkat(dir.fd, std::string(name).c_str(), buf, sizeof buf);
     if (n < 0 || n == static_cast<ssize_t>(sizeof buf)) return std::nullopt;
@@ -399,6 +401,14 @@ bool Sysfs::exists(std::string_view rel) const {
     return resolve_by_component(rel).has_value();
 }
 
+namespace {
+// The target of virtfn<index> of `pf`, read by its path (where the PF's
+// directory is not held open, or to describe a VF that is missing).
+std::optional<std::string> virtfn_target_by_path(const Sysfs& sysfs, const PfInfo& pf, unsigned index) {
+    return read_link(cat(sysfs.root(), "/", pf.device_dir, "/virtfn", index));
+}
+}  // namespace
+
 bool is_assignment_driver(std::string_view driver) {
     return driver == "vfio-pci" || driver == "pci-stub";
 }
@@ -491,7 +501,7 @@ std::vector<VfInfo> Inventory::vfs(const PfInfo& pf, std::vector<std::string>* m
         if (auto info = vf(pf, i)) {
             out.push_back(std::move(*info));
         } else if (missing) {
-            missing->push_back(describe_missing(i, read_link(sysfs_.root() + "/" + pf.device_dir + "/virtfn" + std::to_string(i))));
+            missing->push_back(describe_missing(i, virtfn_target_by_path(sysfs_, pf, i)));
         }
     }
     return out;
@@ -581,8 +591,7 @@ std::vector<Inventory::PfScan> Inventory::scan() const {
             if (vf) {
                 piece.vfs.push_back(std::move(*vf));
             } else {
-                piece.missing.push_back(
-                    describe_missing(i, known ? targets[i] : read_link(sysfs_.root() + "/" + pf.device_dir + "/" + link)));
+                piece.missing.push_back(describe_missing(i, known ? targets[i] : virtfn_target_by_path(sysfs_, pf, i)));
             }
         }
     };
@@ -603,7 +612,11 @@ std::vector<Inventory::PfScan> Inventory::scan() const {
     const size_t workers =
         std::min<size_t>({static_cast<size_t>(std::max(1u, std::thread::hardware_concurrency())), pieces.size(), 8});
     std::vector<std::thread> threads;
-    for (size_t w = 1; w < workers; ++w) threads.emplace_back(work);
+    try {
+        for (size_t w = 1; w < workers; ++w) threads.emplace_back(work);
+    } catch (const std::system_error&) {
+        // No more threads to be had: those there are share the work.
+    }
     work();
     for (auto& t : threads) t.join();
     if (failure) std::rethrow_exception(failure);
