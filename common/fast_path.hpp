@@ -5,8 +5,10 @@
 //
 // hooks/main.cpp.in calls plainly_not_ours() from a constructor that runs
 // before any C++ static initialisation; when it returns true the hook exits 0
-// at once, leaving the XML file as it was. So these functions use only
-// system calls and the C library, and never throw.
+// at once, leaving the XML file as it was. So it uses only system calls, the
+// C library and operator new (a std::bad_alloc is caught: then the full hook
+// decides), and never throws. What it read is kept for main
+// (take_early_domain_xml).
 #pragma once
 
 #include <sys/types.h>
