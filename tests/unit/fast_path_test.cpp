@@ -1,7 +1,9 @@
 // The fast path (common/fast_path.hpp) may only skip what the full hook
 // would not touch: checked on every domain the tests use.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "domain_xml.hpp"
@@ -56,6 +58,31 @@ TEST(FastPath, NeverSkipsADomainThatConcernsUs) {
         }
     }
     EXPECT_GE(ours, 9) << "the check above must have had something to check";
+}
+
+// A start reads VDSM's file once: what the early check read goes to main,
+// for that file only, and once.
+TEST(FastPath, KeepsWhatItReadForMain) {
+    test::TempDir dir;
+    const auto path = dir.path() + "/domxml";
+    const auto text = test::make_domain({{"00:1a:4a:16:01:51", "sriovnet", {{"passthrough", "true"}}}});
+    test::write_text(path, text);
+    ASSERT_EQ(::chmod(path.c_str(), 0604), 0);
+    ASSERT_EQ(::setenv("_hook_domxml", path.c_str(), 1), 0);
+    EXPECT_FALSE(plainly_not_ours(HookPoint::before_vm_start));
+    EXPECT_FALSE(take_early_domain_xml(path + ".other")) << "another file's name gets nothing";
+    EXPECT_FALSE(take_early_domain_xml(path)) << "taken (and dropped) by the question above";
+    EXPECT_FALSE(plainly_not_ours(HookPoint::before_vm_start));
+    const auto early = take_early_domain_xml(path);
+    ASSERT_TRUE(early);
+    EXPECT_EQ(early->text, text);
+    EXPECT_EQ(early->mode & 07777, 0604u);
+    EXPECT_FALSE(take_early_domain_xml(path)) << "once";
+    // A file the early check waves through is not kept.
+    test::write_text(path, test::make_domain({{"00:1a:4a:16:01:10", "ovirtmgmt"}}));
+    EXPECT_TRUE(plainly_not_ours(HookPoint::before_vm_start));
+    EXPECT_FALSE(take_early_domain_xml(path));
+    ::unsetenv("_hook_domxml");
 }
 
 }  // namespace
