@@ -6,6 +6,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include "error.hpp"
 #include "fd_io.hpp"
 #include "text.hpp"
@@ -46,27 +47,39 @@ SyslogSocket::~SyslogSocket() {
 
 bool SyslogSocket::connect() {
     if (fd_ >= 0) ::close(fd_);
-    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    fd_ = -1;
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
-    if (fd_ >= 0 && path_.size() < sizeof address.sun_path) {
-        path_.copy(address.sun_path, path_.size());
-        if (::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) return true;
+    if (path_.size() >= sizeof address.sun_path) return false;
+    path_.copy(address.sun_path, path_.size());
+    // journald's and rsyslog's /dev/log take datagrams; some syslog daemons
+    // listen on a stream socket (EPROTOTYPE), where each message ends with a
+    // NUL, as syslog(3) does.
+    for (const int type : {SOCK_DGRAM, SOCK_STREAM}) {
+        fd_ = ::socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+        if (fd_ < 0) return false;
+        if (::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) {
+            stream_ = type == SOCK_STREAM;
+            return true;
+        }
+        const int error = errno;
+        ::close(fd_);
+        fd_ = -1;
+        if (error != EPROTOTYPE) return false;
     }
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
     return false;
 }
 
 bool SyslogSocket::send(Severity severity, std::string_view line) {
     if (unavailable_) return false;
     const int level = severity == Severity::error ? LOG_ERR : severity == Severity::warning ? LOG_WARNING : LOG_INFO;
-    const auto datagram = cat('<', LOG_DAEMON | level, '>', kLogTag, '[', ::getpid(), "]: ", line);
+    const auto message = cat('<', LOG_DAEMON | level, '>', kLogTag, '[', ::getpid(), "]: ", line);
     // A listener that restarted since the last line (ECONNREFUSED): once more
     // on a new connection.
     for (int attempt = 0; attempt < 2; ++attempt) {
         if (fd_ < 0 && !connect()) break;
-        if (::send(fd_, datagram.data(), datagram.size(), MSG_NOSIGNAL) >= 0) return true;
+        // With the NUL on a stream; a datagram is its own end.
+        if (::send(fd_, message.c_str(), message.size() + (stream_ ? 1 : 0), MSG_NOSIGNAL) >= 0) return true;
         ::close(fd_);
         fd_ = -1;
     }

@@ -28,8 +28,9 @@ void journal(Severity severity, const std::string& context, const std::string& m
 // message when they receive it (systemd's src/journal/journald-syslog.c,
 // server_process_syslog_message, skips a date only when there is one), and
 // syslog(3)'s local time costs each hook process a read of /etc/localtime,
-// a tenth of what a start's own work costs (BENCHMARKS.md). Connected at
-// the first line; when nobody listens, the process stops trying.
+// (BENCHMARKS.md). A datagram socket, or a stream one as some syslog
+// daemons have; connected at the first line; when nobody listens, the
+// process stops trying.
 class SyslogSocket {
 public:
     explicit SyslogSocket(std::string path) : path_(std::move(path)) {}
@@ -45,6 +46,7 @@ private:
 
     std::string path_;
     int fd_ = -1;
+    bool stream_ = false;  // a stream socket: each message ends with a NUL
     bool unavailable_ = false;
 };
 

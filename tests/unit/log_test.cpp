@@ -64,6 +64,30 @@ TEST(SyslogSocket, ReconnectsToAListenerThatRestarted) {
     EXPECT_NE(second.receive().find("two"), std::string::npos);
 }
 
+// Some syslog daemons listen on a stream socket: the message then ends with
+// a NUL, as syslog(3) sends it.
+TEST(SyslogSocket, WritesToAStreamSocketAsSyslogDoes) {
+    test::TempDir dir;
+    const auto path = dir.path() + "/log";
+    const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    path.copy(address.sun_path, sizeof address.sun_path - 1);
+    ASSERT_EQ(::bind(listener, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+    ASSERT_EQ(::listen(listener, 1), 0);
+    SyslogSocket socket(path);
+    EXPECT_TRUE(socket.send(Severity::info, "on a stream"));
+    const int accepted = ::accept(listener, nullptr, nullptr);
+    ASSERT_GE(accepted, 0);
+    char buf[256];
+    const ssize_t n = ::recv(accepted, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0);
+    EXPECT_EQ(std::string(buf, static_cast<size_t>(n)),
+              "<30>sriov-passthrough[" + std::to_string(::getpid()) + "]: on a stream" + std::string(1, '\0'));
+    ::close(accepted);
+    ::close(listener);
+}
+
 TEST(SyslogSocket, StopsTryingWhenNobodyListens) {
     test::TempDir dir;
     const auto path = dir.path() + "/log";
