@@ -27,7 +27,7 @@ void journal(Severity severity, const std::string& context, const std::string& m
 // daemon facility, but without its time stamp: journald and rsyslog stamp a
 // message when they receive it (systemd's src/journal/journald-syslog.c,
 // server_process_syslog_message, skips a date only when there is one), and
-// syslog(3)'s local time costs each hook process a read of /etc/localtime,
+// syslog(3)'s local time costs each hook process a read of /etc/localtime
 // (BENCHMARKS.md). A datagram socket, or a stream one as some syslog
 // daemons have; connected at the first line; when nobody listens, the
 // process stops trying.
