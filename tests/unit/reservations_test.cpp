@@ -251,6 +251,40 @@ TEST(Store, RefusesASymlinkedStateDirAndNeverFollowsRecordLinks) {
     EXPECT_EQ(read_text(dir.path() + "/victim"), "precious");
 }
 
+// A temporary's name is ".tmp-<pid>-<n>": one of that name can only be what a
+// dead writer with the same pid left (pids are reused), a file or an index
+// directory it did not get to name. It is removed when met, not beforehand.
+TEST(Store, ATemporaryLeftUnderThisPidIsReplacedWhenMet) {
+    TempDir dir;
+    ReservationStore store(dir.path(), std::chrono::seconds(1));
+    // The counter is the process's (ctest runs each test in a process of its
+    // own): the next names are among these.
+    const auto pid = std::to_string(::getpid());
+    constexpr int kPlanted = 1024;
+    for (int n = 0; n < kPlanted; ++n) {
+        const auto name = dir.path() + "/.tmp-" + pid + "-" + std::to_string(n);
+        if (n % 2) {
+            std::filesystem::create_directory(name);
+        } else {
+            write_text(name, "left by a writer that died");
+        }
+    }
+    const auto lock = store.lock();
+    auto r = sample();
+    for (unsigned i = 0; i < 3; ++i) {
+        r.vf_index = i;
+        r.pci = *PciAddress::parse("0000:3b:02." + std::to_string(i));
+        r.vm_id = "11111111-2222-3333-4444-55555555555" + std::to_string(i);
+        ASSERT_TRUE(store.create(r)) << i;
+    }
+    int left = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+        left += e.path().filename().string().rfind(".tmp-", 0) == 0;
+    EXPECT_LT(left, kPlanted) << "the test must have met some of them";
+    EXPECT_EQ(store.load().size(), 3u);
+    EXPECT_TRUE(store.check_index().empty());
+}
+
 TEST(Store, LeftoverTemporariesAreRemoved) {
     TempDir dir;
     ReservationStore store(dir.path(), std::chrono::seconds(1));
