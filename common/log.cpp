@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+
 #include "error.hpp"
 #include "fd_io.hpp"
 #include "text.hpp"

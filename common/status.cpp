@@ -4,6 +4,7 @@
 #include <future>
 #include <map>
 #include <set>
+#include <system_error>
 
 #include "error.hpp"
 #include "placement.hpp"
@@ -49,9 +50,14 @@ HostStatus collect_status(Host& host, bool ask_libvirt) {
     // before it starts (Host builds its parts on first use).
     auto& store = host.store();
     const auto& inventory = host.inventory();
-    auto loading = std::async(std::launch::async, [&store] { return store.load(); });
+    std::future<std::vector<RecordEntry>> loading;
+    try {
+        loading = std::async(std::launch::async, [&store] { return store.load(); });
+    } catch (const std::system_error&) {
+        // No thread to be had: one after the other.
+    }
     auto scanned = inventory.scan();
-    const auto entries = loading.get();
+    const auto entries = loading.valid() ? loading.get() : store.load();
     std::map<PciAddress, const RecordEntry*> by_pci;
     for (const auto& e : entries) {
         if (e.pci) by_pci[*e.pci] = &e;
