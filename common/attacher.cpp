@@ -14,20 +14,10 @@ public:
 };
 
 void attach_now(const std::string& uri, const std::string& vm_id, const std::string& xml) {
-    const auto& api = libvirt_api();
-    virConnectPtr conn = api.open(uri.c_str());
-    if (!conn) fail("cannot open a read-write connection to libvirt at ", uri, ": ", api.last_error());
-    virDomainPtr dom = api.lookup_by_uuid(conn, vm_id.c_str());
-    if (!dom) {
-        const std::string why = api.last_error();
-        api.close(conn);
-        fail("no running domain ", vm_id, " at ", uri, ": ", why);
-    }
-    const int rc = api.attach_device_flags(dom, xml.c_str(), VIR_DOMAIN_AFFECT_LIVE);
-    const std::string why = rc < 0 ? api.last_error() : "";
-    api.free_domain(dom);
-    api.close(conn);
-    if (rc < 0) fail("libvirt at ", uri, " refused to attach the device: ", why);
+    const LibvirtConnection conn(uri, true);
+    const auto domain = conn.domain(vm_id);
+    if (libvirt_api().attach_device_flags(domain.get(), xml.c_str(), VIR_DOMAIN_AFFECT_LIVE) < 0)
+        fail("libvirt at ", uri, " refused to attach the device: ", libvirt_api().last_error());
 }
 
 class LibvirtAttacher final : public DeviceAttacher {

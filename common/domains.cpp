@@ -38,15 +38,10 @@ struct DomainFacts {
 // `bounded` below.
 std::vector<DomainFacts> query_active_domains(const std::string& uri, bool with_xml) {
     const auto& api = libvirt_api();
-    virConnectPtr conn = api.open_read_only(uri.c_str());
-    if (!conn) fail("cannot connect to libvirt at ", uri, ": ", api.last_error());
+    const LibvirtConnection conn(uri, false);
     virDomainPtr* domains = nullptr;
-    const int n = api.list_all_domains(conn, &domains, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
-    if (n < 0) {
-        const std::string why = api.last_error();
-        api.close(conn);
-        fail("listing the domains of ", uri, ": ", why);
-    }
+    const int n = api.list_all_domains(conn.get(), &domains, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+    if (n < 0) fail("listing the domains of ", uri, ": ", api.last_error());
     std::vector<DomainFacts> out;
     for (int i = 0; i < n; ++i) {
         DomainFacts facts;
@@ -62,28 +57,19 @@ std::vector<DomainFacts> query_active_domains(const std::string& uri, bool with_
         out.push_back(std::move(facts));
     }
     std::free(domains);
-    api.close(conn);
     return out;
 }
 
 // Asks libvirt for one domain's live XML. Blocking, as above.
 std::string query_domain_xml(const std::string& uri, const std::string& vm_id) {
     const auto& api = libvirt_api();
-    virConnectPtr conn = api.open_read_only(uri.c_str());
-    if (!conn) fail("cannot connect to libvirt at ", uri, ": ", api.last_error());
-    virDomainPtr domain = api.lookup_by_uuid(conn, vm_id.c_str());
-    if (!domain) {
-        const std::string why = api.last_error();
-        api.close(conn);
-        fail("libvirt at ", uri, " has no domain ", vm_id, ": ", why);
-    }
-    char* xml = api.get_xml_desc(domain, 0);
-    const std::string why = xml ? std::string() : api.last_error();
-    std::string out = xml ? xml : "";
+    const LibvirtConnection conn(uri, false);
+    const auto domain = conn.domain(vm_id);
+    char* xml = api.get_xml_desc(domain.get(), 0);
+    if (!xml) fail("reading the XML of domain ", vm_id, " from libvirt at ", uri, ": ", api.last_error());
+    std::string out = xml;
     std::free(xml);
-    api.free_domain(domain);
-    api.close(conn);
-    if (out.empty()) fail("reading the XML of domain ", vm_id, " from libvirt at ", uri, ": ", why);
+    if (out.empty()) fail("reading the XML of domain ", vm_id, " from libvirt at ", uri, ": it is empty");
     return out;
 }
 

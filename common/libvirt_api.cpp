@@ -31,4 +31,20 @@ const LibvirtApi& libvirt_api() {
     return api;
 }
 
+LibvirtConnection::LibvirtConnection(const std::string& uri, bool writable) : uri_(uri) {
+    const auto& api = libvirt_api();
+    conn_ = writable ? api.open(uri.c_str()) : api.open_read_only(uri.c_str());
+    if (!conn_) fail("cannot connect to libvirt at ", uri, writable ? " (read-write)" : "", ": ", api.last_error());
+}
+
+LibvirtConnection::~LibvirtConnection() { libvirt_api().close(conn_); }
+
+LibvirtConnection::Domain LibvirtConnection::domain(const std::string& vm_id) const {
+    Domain domain(libvirt_api().lookup_by_uuid(conn_, vm_id.c_str()));
+    // libvirt's message is read before anything else calls it (each call
+    // resets it).
+    if (!domain) fail("libvirt at ", uri_, " has no domain ", vm_id, ": ", libvirt_api().last_error());
+    return domain;
+}
+
 }  // namespace sriovpt

@@ -37,6 +37,30 @@ struct LibvirtApi {
 // of errors to stderr: ours carry them). Throws Error if it cannot.
 const LibvirtApi& libvirt_api();
 
+// A connection to libvirt at `uri`, read-only unless `writable`, closed with
+// the object. Throws Error ("cannot connect to libvirt at <uri>: <why>").
+class LibvirtConnection {
+public:
+    LibvirtConnection(const std::string& uri, bool writable);
+    ~LibvirtConnection();
+    LibvirtConnection(const LibvirtConnection&) = delete;
+    LibvirtConnection& operator=(const LibvirtConnection&) = delete;
+
+    virConnectPtr get() const { return conn_; }
+
+    struct DomainFree {
+        void operator()(virDomainPtr domain) const { libvirt_api().free_domain(domain); }
+    };
+    using Domain = std::unique_ptr<virDomain, DomainFree>;
+    // The domain of UUID `vm_id`; throws Error ("libvirt at <uri> has no
+    // domain <vm_id>: <why>").
+    Domain domain(const std::string& vm_id) const;
+
+private:
+    std::string uri_;
+    virConnectPtr conn_ = nullptr;
+};
+
 // Runs `work` and waits for it at most `timeout`; past that, throws
 // Timeout("<what> did not answer within N s"). libvirt calls can block on a
 // daemon that does not answer, and VDSM puts no timeout on hooks: the work
