@@ -226,14 +226,12 @@ Config load_config(const std::string& path) {
                  kDefaultConfigPath, " may be missing)");
         fail("configuration ", path, ": cannot be read: ", std::strerror(errno));
     }
-    struct stat st{};
-    const int stat_error = ::fstat(fd, &st) == 0 ? 0 : errno;
-    ReadResult r;
-    if (!stat_error && S_ISREG(st.st_mode)) r = read_fd(fd, kMaxConfigBytes, &st);
+    const auto file = read_if_regular(fd, kMaxConfigBytes);
     ::close(fd);
-    if (stat_error) fail("configuration ", path, ": cannot be read: ", std::strerror(stat_error));
-    if (S_ISDIR(st.st_mode)) fail("configuration ", path, ": cannot be read: ", std::strerror(EISDIR));
-    if (!S_ISREG(st.st_mode)) fail("configuration ", path, ": cannot be read: not a regular file");
+    const auto& r = file.read;
+    if (file.stat_error) fail("configuration ", path, ": cannot be read: ", std::strerror(file.stat_error));
+    if (S_ISDIR(file.st.st_mode)) fail("configuration ", path, ": cannot be read: ", std::strerror(EISDIR));
+    if (!file.regular()) fail("configuration ", path, ": cannot be read: not a regular file");
     if (r.error) fail("configuration ", path, ": cannot be read: ", std::strerror(r.error));
     if (r.too_long) fail("configuration ", path, ": larger than ", kMaxConfigBytes, " bytes; not a configuration");
     return parse_config(r.text, path);

@@ -39,15 +39,14 @@ bool plainly_not_ours(HookPoint hp) noexcept {
     const int fd = ::open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return false;
     bool not_ours = false;
-    struct stat st{};
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-        try {
-            auto r = read_fd(fd, static_cast<size_t>(st.st_size), &st);
-            not_ours = !r.error && !r.too_long && !names_our_properties(r.text);
-            if (!not_ours && !r.error && !r.too_long)
-                early_xml = new EarlyDomainXml{path, std::move(r.text), st.st_mode};
-        } catch (const std::bad_alloc&) {
+    try {
+        auto file = read_if_regular(fd, kNoReadLimit);
+        auto& r = file.read;
+        if (file.regular() && !r.error) {
+            not_ours = !names_our_properties(r.text);
+            if (!not_ours) early_xml = new EarlyDomainXml{path, std::move(r.text), file.st.st_mode};
         }
+    } catch (const std::bad_alloc&) {
     }
     ::close(fd);
     return not_ours;

@@ -52,6 +52,13 @@ ReadResult read_fd(int fd, std::size_t limit, const struct stat* known) {
     }
 }
 
+RegularFileRead read_if_regular(int fd, std::size_t limit) {
+    RegularFileRead out;
+    if (::fstat(fd, &out.st) != 0) out.stat_error = errno;
+    if (out.regular()) out.read = read_fd(fd, limit, &out.st);
+    return out;
+}
+
 int write_fd(int fd, std::string_view data) {
     while (!data.empty()) {
         const ssize_t n = ::write(fd, data.data(), data.size());

@@ -34,15 +34,12 @@ DomainFile read_domain_file(const std::string& path) {
     // block the read for ever, or here the open.
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) fail("cannot open ", path, ": ", std::strerror(errno));
-    struct stat st{};
-    const int stat_error = ::fstat(fd, &st) == 0 ? 0 : errno;
-    ReadResult r;
-    if (!stat_error && S_ISREG(st.st_mode)) r = read_fd(fd, kNoReadLimit, &st);
+    auto file = read_if_regular(fd, kNoReadLimit);
     ::close(fd);
-    if (stat_error) fail("cannot read ", path, ": ", std::strerror(stat_error));
-    if (!S_ISREG(st.st_mode)) fail("the XML file ", printable(path), " is not a regular file");
-    if (r.error) fail("cannot read ", path, ": ", std::strerror(r.error));
-    return {std::move(r.text), st.st_mode};
+    if (file.stat_error) fail("cannot read ", path, ": ", std::strerror(file.stat_error));
+    if (!file.regular()) fail("the XML file ", printable(path), " is not a regular file");
+    if (file.read.error) fail("cannot read ", path, ": ", std::strerror(file.read.error));
+    return {std::move(file.read.text), file.st.st_mode};
 }
 
 void replace_file(const std::string& path, const std::string& text, mode_t mode) {

@@ -55,12 +55,10 @@ std::string read_record(const std::string& path) {
         if (e == ENOENT) fail("not reserved: there is no record ", path);
         fail("its record ", path, " cannot be read: ", std::strerror(e));
     }
-    struct stat st {};
-    const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-    ReadResult r;
-    if (regular) r = read_fd(fd, kMaxRecordBytes, &st);
+    auto file = read_if_regular(fd, kMaxRecordBytes);
     ::close(fd);
-    if (!regular) fail("its record ", path, " is not a regular file");
+    auto& r = file.read;
+    if (!file.regular()) fail("its record ", path, " is not a regular file");
     if (r.error) fail("its record ", path, " cannot be read: ", std::strerror(r.error));
     if (r.too_long) fail("its record ", path, " is larger than ", kMaxRecordBytes, " bytes");
     return std::move(r.text);

@@ -85,5 +85,26 @@ TEST(FdIo, WritesLargeBuffersInFull) {
     EXPECT_FALSE(r.too_long);
 }
 
+// Only a regular file is read: a pipe (a FIFO's kind) is left unread, and
+// never blocks the reader; a failed fstat is said.
+TEST(FdIo, ReadsOnlyARegularFile) {
+    const int fd = file_with("content");
+    const auto file = read_if_regular(fd, 64);
+    ::close(fd);
+    EXPECT_TRUE(file.regular());
+    EXPECT_EQ(file.read.text, "content");
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    const auto pipe = read_if_regular(fds[0], 64);  // no writer wrote: a read would block
+    ::close(fds[0]);
+    ::close(fds[1]);
+    EXPECT_FALSE(pipe.regular());
+    EXPECT_EQ(pipe.stat_error, 0);
+    EXPECT_TRUE(pipe.read.text.empty());
+    const auto closed = read_if_regular(-1, 64);
+    EXPECT_EQ(closed.stat_error, EBADF);
+    EXPECT_FALSE(closed.regular());
+}
+
 }  // namespace
 }  // namespace sriovpt
