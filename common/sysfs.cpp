@@ -629,9 +629,16 @@ std::vector<Inventory::PfScan> Inventory::scan() const {
 }
 
 std::optional<Inventory::VfLocation> Inventory::locate_vf(const PciAddress& pci) const {
-    for (auto& pf : all_pfs()) {
+    // discover() has read the virtfn links already, where it could.
+    auto found = discover();
+    for (size_t p = 0; p < found.pfs.size(); ++p) {
+        auto& pf = found.pfs[p];
+        const auto& targets = found.virtfns[p];
         for (unsigned i = 0; i < pf.num_vfs; ++i) {
-            if (vf_address(pf, i) == pci) return VfLocation{std::move(pf), i};
+            const auto address = i < targets.size()
+                                     ? (targets[i] ? PciAddress::parse(basename_of(*targets[i])) : std::nullopt)
+                                     : vf_address(pf, i);
+            if (address == pci) return VfLocation{std::move(pf), i};
         }
     }
     return std::nullopt;
